@@ -1,0 +1,52 @@
+"""The CloudEvents service toolkit: what every service in this project is built from.
+
+handlers = HandlerSet()
+
+@handlers.on("order.created")
+def reserve(event: CloudEvent, tx: Transaction) -> NewEvent | None: ...
+
+service = create_service("inventory", handlers, metadata=store.metadata)
+app = service.app            # served by gunicorn: "services.inventory.app:create_app()"
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from services.kit.config import KitConfig
+from services.kit.errors import RequestError, RetryLater
+from services.kit.outgoing import NewEvent
+from services.kit.schemas import EMPTY_REGISTRY, SchemaRegistry
+from services.kit.service import HandlerSet, Service, Transaction, current_service
+
+__all__ = [
+    "HandlerSet",
+    "KitConfig",
+    "NewEvent",
+    "RequestError",
+    "RetryLater",
+    "SchemaRegistry",
+    "Service",
+    "Transaction",
+    "create_service",
+    "current_service",
+]
+
+
+def create_service(
+    name: str,
+    handlers: HandlerSet,
+    *,
+    config: KitConfig | None = None,
+    schemas: SchemaRegistry = EMPTY_REGISTRY,
+    metadata: sa.MetaData | None = None,
+    stateless: bool = False,
+) -> Service:
+    """A service named `name` with its handlers; configuration from the environment by default."""
+    return Service(
+        config or KitConfig.from_env(name),
+        handlers,
+        schemas=schemas,
+        metadata=metadata,
+        stateless=stateless,
+    )

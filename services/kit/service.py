@@ -1,0 +1,336 @@
+"""A CloudEvents service: handlers by event type, once-only handling, outbox, health and metrics."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+import sqlalchemy as sa
+from cloudevents.core.v1.event import CloudEvent
+from flask import Flask, Response, current_app, request
+from werkzeug.exceptions import HTTPException
+
+from services.kit import idempotency, outbox
+from services.kit.config import KitConfig
+from services.kit.database import create_engine, create_tables
+from services.kit.errors import RequestError, RetryLater
+from services.kit.http_binding import Mode, WireEvent, parse_request
+from services.kit.idempotency import ACCEPTED, Answer
+from services.kit.incoming import decode_data, to_cloudevent
+from services.kit.logs import configure_logging
+from services.kit.metrics import KitMetrics
+from services.kit.outgoing import NewEvent, build_cloudevent, to_message
+from services.kit.relay import OutboxRelay, RelaySettings
+from services.kit.schemas import EMPTY_REGISTRY, DataError, SchemaRegistry
+from services.kit.spec import InvalidEvent
+from services.kit.tracing import child_traceparent, trace_id
+
+log = logging.getLogger("shop.kit")
+
+Handler: TypeAlias = Callable[[CloudEvent, "Transaction"], NewEvent | None]
+_CLAIM_ATTEMPTS = 3
+
+
+class HandlerSet:
+    """The event handlers of a service, one per event type, declared with `@handlers.on(type)`."""
+
+    def __init__(self) -> None:
+        self.by_type: dict[str, Handler] = {}
+        self.fallback: Handler | None = None
+
+    def on(self, event_type: str) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            if event_type in self.by_type:
+                raise ValueError(f"a handler for {event_type!r} is registered already")
+            self.by_type[event_type] = handler
+            return handler
+
+        return register
+
+    def on_any(self) -> Callable[[Handler], Handler]:
+        """Register the handler for every type that has no handler of its own."""
+
+        def register(handler: Handler) -> Handler:
+            self.fallback = handler
+            return handler
+
+        return register
+
+    def find(self, event_type: str) -> Handler | None:
+        return self.by_type.get(event_type, self.fallback)
+
+
+class Transaction:
+    """One database transaction of a handler or a route, and the events it emits."""
+
+    def __init__(
+        self, service: Service, connection: sa.Connection | None, traceparent: str | None
+    ) -> None:
+        self._service = service
+        self._connection = connection
+        self.traceparent = traceparent
+        self.emitted = 0
+
+    @property
+    def connection(self) -> sa.Connection:
+        if self._connection is None:
+            raise RuntimeError(f"service {self._service.name!r} is stateless: it has no database")
+        return self._connection
+
+    def build(self, new: NewEvent) -> CloudEvent:
+        """The SDK event for `new`, as this service sends it (source, schema, trace context)."""
+        return build_cloudevent(
+            new,
+            source=self._service.config.source,
+            schemas=self._service.schemas,
+            traceparent=child_traceparent(self.traceparent),
+        )
+
+    def emit(self, new: NewEvent) -> str:
+        """Send `new` through the outbox once this transaction commits; returns its id."""
+        event = self.build(new)
+        outbox.enqueue(self.connection, event.get_id(), event.get_type(), to_message(event))
+        self.emitted += 1
+        return str(event.get_id())
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one event was handled, for the response, the metrics and the log line."""
+
+    answer: Answer
+    duplicate: bool = False
+
+
+class Service:
+    """A Flask app that receives CloudEvents on `POST /` and hands them to its handlers."""
+
+    def __init__(
+        self,
+        config: KitConfig,
+        handlers: HandlerSet,
+        *,
+        schemas: SchemaRegistry = EMPTY_REGISTRY,
+        metadata: sa.MetaData | None = None,
+        stateless: bool = False,
+    ) -> None:
+        self.config = config
+        self.name = config.service
+        self.handlers = handlers
+        self.schemas = schemas
+        self.engine = None if stateless else create_engine(config.database_url)
+        if self.engine is not None:
+            create_tables(self.engine, *([metadata] if metadata is not None else []))
+        self.metrics = KitMetrics(self._backlog)
+        self.relay: OutboxRelay | None = None
+        if self.engine is not None and config.relay_enabled:
+            settings = RelaySettings(config.sink, config.ce_overrides, config.relay_poll_seconds)
+            self.relay = OutboxRelay(self.engine, settings, self.metrics)
+            self.relay.start()
+            atexit.register(self.relay.stop)
+        self.app = self._create_flask_app()
+
+    # -- transactions -------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self, traceparent: str | None = None) -> Iterator[Transaction]:
+        """A transaction for a route's business change and the events it emits (outbox)."""
+        if traceparent is None and request:
+            traceparent = request.headers.get("traceparent")
+        if self.engine is None:
+            yield Transaction(self, None, traceparent)
+            return
+        with self.engine.begin() as connection:
+            tx = Transaction(self, connection, traceparent)
+            yield tx
+        if tx.emitted and self.relay is not None:
+            self.relay.wake()
+
+    # -- handling events ----------------------------------------------------------------------
+
+    def handle(self, wire: WireEvent, *, in_batch: bool = False) -> Outcome:
+        """Handle one validated event once, however often it arrives; raise to refuse it."""
+        handler = self.handlers.find(wire.type)
+        if handler is None:
+            raise InvalidEvent(
+                f"service {self.name!r} has no handler for event type {wire.type!r}",
+                attribute="type",
+            )
+        data = decode_data(wire)
+        try:
+            self.schemas.validate(wire.type, data)
+        except DataError as error:
+            raise InvalidEvent(str(error), attribute="data") from error
+        event = to_cloudevent(wire, data)
+        traceparent = wire.get("traceparent")
+        if self.engine is None:
+            tx = Transaction(self, None, traceparent)
+            return Outcome(self._answer(handler(event, tx), tx, in_batch))
+        for _ in range(_CLAIM_ATTEMPTS):
+            with self.engine.begin() as connection:
+                if idempotency.claim(connection, wire.source, wire.id, wire.type):
+                    tx = Transaction(self, connection, traceparent)
+                    answer = self._answer(handler(event, tx), tx, in_batch)
+                    idempotency.record(connection, wire.source, wire.id, answer)
+                    claimed = True
+                else:
+                    claimed = False
+            if claimed:
+                if tx.emitted and self.relay is not None:
+                    self.relay.wake()
+                return Outcome(answer)
+            with self.engine.connect() as connection:
+                previous = idempotency.find_answer(connection, wire.source, wire.id)
+            if previous is not None:
+                return Outcome(previous, duplicate=True)
+        raise RetryLater("the same event is being handled concurrently", retry_after_seconds=1)
+
+    def _answer(self, result: NewEvent | None, tx: Transaction, in_batch: bool) -> Answer:
+        """202 for nothing to send; 200 with the reply, serialised once so duplicates get it too."""
+        if result is None:
+            return ACCEPTED
+        if in_batch:
+            # One HTTP response cannot carry a reply per batch entry: send those via the outbox.
+            tx.emit(result)
+            return ACCEPTED
+        return Answer(200, to_message(tx.build(result)))
+
+    # -- HTTP ---------------------------------------------------------------------------------
+
+    def _create_flask_app(self) -> Flask:
+        configure_logging(self.config.log_level)
+        app = Flask(f"services.{self.name}")
+        app.config["MAX_CONTENT_LENGTH"] = self.config.max_event_bytes
+        app.extensions["shop.kit"] = self
+        app.add_url_rule("/", "receive", self._receive, methods=["POST"])
+        app.add_url_rule("/healthz", "healthz", self._healthz)
+        app.add_url_rule("/readyz", "readyz", self._readyz)
+        app.add_url_rule("/metrics", "metrics", self._metrics)
+        app.register_error_handler(HTTPException, _http_error)
+        app.register_error_handler(RequestError, _request_error)
+        return app
+
+    def _receive(self) -> Response:
+        try:
+            body = request.get_data(cache=False)
+            mode, events = parse_request(request.content_type, request.headers.items(), body)
+        except InvalidEvent as error:
+            self.metrics.received.labels("", "invalid").inc()
+            log.info(
+                "invalid event refused: %s",
+                error.message,
+                extra={"outcome": "invalid", "status": error.status},
+            )
+            return _json_response(error.status, error.to_json())
+        if mode is not Mode.BATCH:
+            return self._handle_one(events[0], in_batch=False)
+        for event in events:
+            response = self._handle_one(event, in_batch=True)
+            if response.status_code >= 300:
+                return response
+        return Response(status=202)
+
+    def _handle_one(self, wire: WireEvent, *, in_batch: bool) -> Response:
+        started = time.perf_counter()
+        status, outcome, response = self._respond(wire, in_batch)
+        elapsed = time.perf_counter() - started
+        self.metrics.received.labels(wire.type, outcome).inc()
+        self.metrics.handling_seconds.labels(wire.type).observe(elapsed)
+        log.info(
+            "event %s",
+            outcome,
+            extra={
+                "service": self.name,
+                "event_id": wire.id,
+                "type": wire.type,
+                "source": wire.source,
+                "trace_id": trace_id(wire.get("traceparent")),
+                "outcome": outcome,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 3),
+            },
+        )
+        return response
+
+    def _respond(self, wire: WireEvent, in_batch: bool) -> tuple[int, str, Response]:
+        try:
+            outcome = self.handle(wire, in_batch=in_batch)
+        except InvalidEvent as error:
+            return error.status, "rejected", _json_response(error.status, error.to_json())
+        except RetryLater as error:
+            response = _json_response(503, {"error": error.reason})
+            if error.retry_after_seconds is not None:
+                response.headers["Retry-After"] = str(error.retry_after_seconds)
+            return 503, "retry", response
+        except Exception:
+            log.exception(
+                "handler failed",
+                extra={"event_id": wire.id, "type": wire.type, "source": wire.source},
+            )
+            return (
+                500,
+                "error",
+                _json_response(500, {"error": f"handling event {wire.id!r} failed"}),
+            )
+        answer = outcome.answer
+        label = "duplicate" if outcome.duplicate else ("replied" if answer.reply else "handled")
+        if answer.reply is None:
+            return answer.status, label, Response(status=answer.status)
+        reply = answer.reply
+        return answer.status, label, Response(reply.body, answer.status, headers=reply.headers)
+
+    def _healthz(self) -> Response:
+        return _json_response(200, {"status": "ok", "service": self.name})
+
+    def _readyz(self) -> Response:
+        if self.engine is None:
+            return _json_response(200, {"status": "ready"})
+        try:
+            with self.engine.connect() as connection:
+                connection.execute(sa.text("SELECT 1"))
+        except sa.exc.SQLAlchemyError as error:
+            return _json_response(503, {"status": "not ready", "error": str(error)})
+        return _json_response(200, {"status": "ready"})
+
+    def _metrics(self) -> Response:
+        return Response(self.metrics.exposition(), mimetype="text/plain; version=0.0.4")
+
+    def _backlog(self) -> float:
+        if self.engine is None:
+            return 0.0
+        with self.engine.connect() as connection:
+            return float(outbox.backlog(connection))
+
+    def close(self) -> None:
+        """Stop the relay and release database connections (tests, shutdown)."""
+        if self.relay is not None:
+            self.relay.stop()
+        if self.engine is not None:
+            self.engine.dispose()
+
+
+def current_service() -> Service:
+    """The Service of the Flask app handling the current request."""
+    service: Service = current_app.extensions["shop.kit"]
+    return service
+
+
+def _json_response(status: int, body: dict[str, Any]) -> Response:
+    return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+def _http_error(error: HTTPException) -> Response:
+    response = _json_response(error.code or 500, {"error": error.description})
+    if error.code == 405 and error.valid_methods:  # type: ignore[attr-defined]
+        response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+    return response
+
+
+def _request_error(error: RequestError) -> Response:
+    return _json_response(error.status, error.to_json())

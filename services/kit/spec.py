@@ -1,0 +1,129 @@
+"""The CloudEvents 1.0.2 attribute rules, stated once for every receiver and forwarder."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from rfc3339_validator import validate_rfc3339
+from rfc3986_validator import validate_rfc3986
+
+AttributeValue = str | int | bool
+Attributes = dict[str, AttributeValue]
+
+SPECVERSION = "1.0"
+REQUIRED_ATTRIBUTES = ("id", "source", "specversion", "type")
+OPTIONAL_ATTRIBUTES = ("datacontenttype", "dataschema", "subject", "time")
+CONTEXT_ATTRIBUTES = frozenset(REQUIRED_ATTRIBUTES + OPTIONAL_ATTRIBUTES)
+
+_NAME = re.compile(r"[a-z0-9]+")
+_INT32 = range(-(2**31), 2**31)
+# RFC 7231 media-type: token "/" token *( OWS ";" OWS token "=" ( token / quoted-string ) )
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_QUOTED = r'"(?:[^"\\]|\\.)*"'
+_MEDIA_TYPE = re.compile(
+    rf"{_TOKEN}/{_TOKEN}(?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|{_QUOTED}))*[ \t]*;?[ \t]*"
+)
+
+
+class InvalidEvent(ValueError):
+    """A request that is not a valid CloudEvent; carries the HTTP status and the culprit."""
+
+    def __init__(self, message: str, attribute: str | None = None, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.attribute = attribute
+        self.status = status
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.message}
+        if self.attribute is not None:
+            body["attribute"] = self.attribute
+        return body
+
+
+def check_attribute_name(name: str) -> None:
+    """Attribute and extension names are lower-case ASCII letters and digits, never `data`."""
+    if not _NAME.fullmatch(name):
+        raise InvalidEvent(
+            f"attribute name {name!r} must consist of lower-case letters a-z and digits 0-9",
+            attribute=name,
+        )
+    if name == "data":
+        raise InvalidEvent("'data' is not an attribute name", attribute=name)
+
+
+def is_rfc3339_time(value: str) -> bool:
+    """A timestamp as CloudEvents demands it: RFC 3339 with seconds and an offset."""
+    return bool(validate_rfc3339(value))
+
+
+def parse_time(value: str) -> datetime:
+    """The datetime of a valid `time` value (fractions beyond microseconds are dropped)."""
+    return datetime.fromisoformat(value)
+
+
+def check_attributes(attributes: Mapping[str, AttributeValue]) -> None:
+    """Raise InvalidEvent for the first attribute that breaks a CloudEvents 1.0.2 rule.
+
+    `attributes` holds every attribute present, extensions included, `data` excluded; JSON nulls
+    must already be removed (null means absent). Values from HTTP headers are all strings.
+    """
+    for name in REQUIRED_ATTRIBUTES:
+        if name not in attributes:
+            raise InvalidEvent(f"required attribute {name!r} is missing", attribute=name)
+    for name, value in attributes.items():
+        check_attribute_name(name)
+        if name in CONTEXT_ATTRIBUTES:
+            _check_context_attribute(name, value)
+        else:
+            _check_extension_value(name, value)
+
+
+def _check_context_attribute(name: str, value: AttributeValue) -> None:
+    if not isinstance(value, str):
+        raise InvalidEvent(f"attribute {name!r} must be a string", attribute=name)
+    if value == "":
+        raise InvalidEvent(f"attribute {name!r} must not be empty", attribute=name)
+    if name == "specversion" and value != SPECVERSION:
+        raise InvalidEvent(
+            f"specversion {value!r} is not supported (expected {SPECVERSION!r})",
+            attribute=name,
+        )
+    elif name == "source" and not validate_rfc3986(value, rule="URI_reference"):
+        raise InvalidEvent(f"source {value!r} is not a URI-reference", attribute=name)
+    elif name == "dataschema" and not validate_rfc3986(value, rule="URI"):
+        raise InvalidEvent(f"dataschema {value!r} is not an absolute URI", attribute=name)
+    elif name == "datacontenttype" and not _MEDIA_TYPE.fullmatch(value):
+        raise InvalidEvent(
+            f"datacontenttype {value!r} is not an RFC 2046 media type", attribute=name
+        )
+    elif name == "time" and not is_rfc3339_time(value):
+        raise InvalidEvent(
+            f"time {value!r} is not an RFC 3339 timestamp with seconds and offset",
+            attribute=name,
+        )
+
+
+def _check_extension_value(name: str, value: object) -> None:
+    if isinstance(value, bool | str):
+        return
+    if isinstance(value, int):
+        if value not in _INT32:
+            raise InvalidEvent(
+                f"extension {name!r} is outside the 32-bit integer range", attribute=name
+            )
+        return
+    raise InvalidEvent(
+        f"extension {name!r} must be a string, an integer or a boolean, not {type(value).__name__}",
+        attribute=name,
+    )
+
+
+def attribute_text(value: AttributeValue) -> str:
+    """The canonical string form of an attribute value (as headers and filters see it)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
