@@ -1,0 +1,1 @@
+"""Sub-commands of `shop`; each module defines `register(subparsers)` (see shop/cli.py)."""
