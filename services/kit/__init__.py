@@ -11,19 +11,29 @@ app = service.app            # served by gunicorn: "services.inventory.app:creat
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import sqlalchemy as sa
 
 from services.kit.config import KitConfig
 from services.kit.errors import RequestError, RetryLater
 from services.kit.outgoing import NewEvent
 from services.kit.schemas import EMPTY_REGISTRY, SchemaRegistry
-from services.kit.service import HandlerSet, Service, Transaction, current_service
+from services.kit.service import (
+    HandlerSet,
+    ResourceKey,
+    Service,
+    Transaction,
+    current_service,
+)
 
 __all__ = [
     "HandlerSet",
     "KitConfig",
     "NewEvent",
     "RequestError",
+    "ResourceKey",
     "RetryLater",
     "SchemaRegistry",
     "Service",
@@ -41,6 +51,7 @@ def create_service(
     schemas: SchemaRegistry = EMPTY_REGISTRY,
     metadata: sa.MetaData | None = None,
     stateless: bool = False,
+    resources: Mapping[ResourceKey[Any], object] | None = None,
 ) -> Service:
     """A service named `name` with its handlers; configuration from the environment by default."""
     return Service(
@@ -49,4 +60,5 @@ def create_service(
         schemas=schemas,
         metadata=metadata,
         stateless=stateless,
+        resources=resources,
     )

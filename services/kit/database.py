@@ -68,7 +68,9 @@ def insert_ignoring_duplicates(
         statement = sqlite_insert(table).values(row).on_conflict_do_nothing()
     else:
         raise RuntimeError(f"unsupported database dialect {dialect!r}")
-    return connection.execute(statement).rowcount == 1
+    # RETURNING rather than rowcount: psycopg reports -1 for INSERT ... ON CONFLICT DO NOTHING.
+    key = next(iter(table.primary_key.columns))
+    return connection.execute(statement.returning(key)).first() is not None
 
 
 def create_tables(engine: Engine, *metadatas: sa.MetaData) -> None:

@@ -20,10 +20,17 @@ graceful_timeout = 20
 limit_request_field_size = int(os.environ.get("MAX_EVENT_BYTES", DEFAULT_MAX_EVENT_BYTES))
 limit_request_fields = 1000
 accesslog = None
+# gunicorn's control socket lives under $HOME, which is read-only in a container and shared
+# between local instances.
+control_socket_disable = True
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "services.kit.logs.JsonFormatter"}},
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
-    "loggers": {"gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False}},
+    "root": {"handlers": ["stderr"], "level": "INFO"},
+    "loggers": {
+        "gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "gunicorn.access": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},
+    },
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 from collections.abc import Iterable
@@ -85,6 +86,7 @@ def media_type(content_type: str | None) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
+@functools.lru_cache(maxsize=256)
 def is_json_media(content_type: str | None) -> bool:
     """Whether data of this content type is JSON (an absent type counts as JSON)."""
     return content_type is None or bool(_JSON_MEDIA.match(media_type(content_type)))
@@ -136,7 +138,8 @@ def parse_binary(
                 attribute=attribute,
             )
         attributes[attribute] = decode_header_value(raw, attribute)
-    if content_type:
+    if content_type is not None:
+        # A Content-Type header that is present but empty is an empty datacontenttype: invalid.
         attributes["datacontenttype"] = content_type
     check_attributes(attributes)
     return WireEvent(attributes, body or None)

@@ -39,6 +39,20 @@ class KitMetrics:
             registry=self.registry,
         )
         self.backlog.set_function(backlog)
+        self._children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
+
+    def observe(self, event_type: str, outcome: str, seconds: float) -> None:
+        """Count one received event and its handling time."""
+        key = (event_type, outcome)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.received.labels(event_type, outcome),
+                self.handling_seconds.labels(event_type),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -6,10 +6,10 @@ import atexit
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, Generic, TypeAlias, TypeVar, cast
 
 import sqlalchemy as sa
 from cloudevents.core.v1.event import CloudEvent
@@ -23,9 +23,10 @@ from services.kit.errors import RequestError, RetryLater
 from services.kit.http_binding import Mode, WireEvent, parse_request
 from services.kit.idempotency import ACCEPTED, Answer
 from services.kit.incoming import decode_data, to_cloudevent
-from services.kit.logs import configure_logging
+from services.kit.logs import OutcomeLog, configure_logging
 from services.kit.metrics import KitMetrics
 from services.kit.outgoing import NewEvent, build_cloudevent, to_message
+from services.kit.receive import ce_headers, read_body
 from services.kit.relay import OutboxRelay, RelaySettings
 from services.kit.schemas import EMPTY_REGISTRY, DataError, SchemaRegistry
 from services.kit.spec import InvalidEvent
@@ -35,6 +36,17 @@ log = logging.getLogger("shop.kit")
 
 Handler: TypeAlias = Callable[[CloudEvent, "Transaction"], NewEvent | None]
 _CLAIM_ATTEMPTS = 3
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ResourceKey(Generic[T]):
+    """The typed name of a collaborator a service hands its handlers (a card processor, a mailer).
+
+    `create_service(..., resources={KEY: value})` stores it; `tx.resource(KEY)` returns it typed.
+    """
+
+    name: str
 
 
 class HandlerSet:
@@ -83,6 +95,10 @@ class Transaction:
             raise RuntimeError(f"service {self._service.name!r} is stateless: it has no database")
         return self._connection
 
+    def resource(self, key: ResourceKey[T]) -> T:
+        """The collaborator the service was created with under `key`."""
+        return self._service.resource(key)
+
     def build(self, new: NewEvent) -> CloudEvent:
         """The SDK event for `new`, as this service sends it (source, schema, trace context)."""
         return build_cloudevent(
@@ -119,15 +135,18 @@ class Service:
         schemas: SchemaRegistry = EMPTY_REGISTRY,
         metadata: sa.MetaData | None = None,
         stateless: bool = False,
+        resources: Mapping[ResourceKey[Any], object] | None = None,
     ) -> None:
         self.config = config
         self.name = config.service
         self.handlers = handlers
         self.schemas = schemas
+        self._resources: dict[ResourceKey[Any], object] = dict(resources or {})
         self.engine = None if stateless else create_engine(config.database_url)
         if self.engine is not None:
             create_tables(self.engine, *([metadata] if metadata is not None else []))
         self.metrics = KitMetrics(self._backlog)
+        self._outcomes = OutcomeLog(log)
         self.relay: OutboxRelay | None = None
         if self.engine is not None and config.relay_enabled:
             settings = RelaySettings(config.sink, config.ce_overrides, config.relay_poll_seconds)
@@ -135,6 +154,15 @@ class Service:
             self.relay.start()
             atexit.register(self.relay.stop)
         self.app = self._create_flask_app()
+
+    def resource(self, key: ResourceKey[T]) -> T:
+        """The collaborator this service was created with under `key` (routes and handlers)."""
+        try:
+            return cast(T, self._resources[key])
+        except KeyError:
+            raise RuntimeError(
+                f"service {self.name!r} was created without the resource {key.name!r}"
+            ) from None
 
     # -- transactions -------------------------------------------------------------------------
 
@@ -218,8 +246,9 @@ class Service:
 
     def _receive(self) -> Response:
         try:
-            body = request.get_data(cache=False)
-            mode, events = parse_request(request.content_type, request.headers.items(), body)
+            environ = request.environ
+            body = read_body(environ, self.config.max_event_bytes)
+            mode, events = parse_request(environ.get("CONTENT_TYPE"), ce_headers(environ), body)
         except InvalidEvent as error:
             self.metrics.received.labels("", "invalid").inc()
             log.info(
@@ -240,12 +269,13 @@ class Service:
         started = time.perf_counter()
         status, outcome, response = self._respond(wire, in_batch)
         elapsed = time.perf_counter() - started
-        self.metrics.received.labels(wire.type, outcome).inc()
-        self.metrics.handling_seconds.labels(wire.type).observe(elapsed)
-        log.info(
-            "event %s",
-            outcome,
-            extra={
+        # Types without a handler share one label: senders must not grow the metric without bound.
+        known = wire.type in self.handlers.by_type or self.handlers.fallback is not None
+        self.metrics.observe(wire.type if known else "(no handler)", outcome, elapsed)
+        self._outcomes.write(
+            logging.INFO if status < 500 else logging.WARNING,
+            f"event {outcome}",
+            {
                 "service": self.name,
                 "event_id": wire.id,
                 "type": wire.type,

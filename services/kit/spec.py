@@ -75,10 +75,10 @@ def check_attributes(attributes: Mapping[str, AttributeValue]) -> None:
         if name not in attributes:
             raise InvalidEvent(f"required attribute {name!r} is missing", attribute=name)
     for name, value in attributes.items():
-        check_attribute_name(name)
         if name in CONTEXT_ATTRIBUTES:
             _check_context_attribute(name, value)
         else:
+            check_attribute_name(name)
             _check_extension_value(name, value)
 
 
@@ -87,24 +87,42 @@ def _check_context_attribute(name: str, value: AttributeValue) -> None:
         raise InvalidEvent(f"attribute {name!r} must be a string", attribute=name)
     if value == "":
         raise InvalidEvent(f"attribute {name!r} must not be empty", attribute=name)
-    if name == "specversion" and value != SPECVERSION:
-        raise InvalidEvent(
-            f"specversion {value!r} is not supported (expected {SPECVERSION!r})",
-            attribute=name,
-        )
-    elif name == "source" and not validate_rfc3986(value, rule="URI_reference"):
-        raise InvalidEvent(f"source {value!r} is not a URI-reference", attribute=name)
-    elif name == "dataschema" and not validate_rfc3986(value, rule="URI"):
-        raise InvalidEvent(f"dataschema {value!r} is not an absolute URI", attribute=name)
-    elif name == "datacontenttype" and not _MEDIA_TYPE.fullmatch(value):
-        raise InvalidEvent(
-            f"datacontenttype {value!r} is not an RFC 2046 media type", attribute=name
-        )
-    elif name == "time" and not is_rfc3339_time(value):
-        raise InvalidEvent(
-            f"time {value!r} is not an RFC 3339 timestamp with seconds and offset",
-            attribute=name,
-        )
+    check = _VALUE_RULES.get(name)
+    if check is not None:
+        problem = check(value)
+        if problem:
+            raise InvalidEvent(f"{name} {value!r} {problem}", attribute=name)
+
+
+def _specversion_problem(value: str) -> str | None:
+    return None if value == SPECVERSION else f"is not supported (expected {SPECVERSION!r})"
+
+
+def _source_problem(value: str) -> str | None:
+    return None if validate_rfc3986(value, rule="URI_reference") else "is not a URI-reference"
+
+
+def _dataschema_problem(value: str) -> str | None:
+    return None if validate_rfc3986(value, rule="URI") else "is not an absolute URI"
+
+
+def _datacontenttype_problem(value: str) -> str | None:
+    return None if _MEDIA_TYPE.fullmatch(value) else "is not an RFC 2046 media type"
+
+
+def _time_problem(value: str) -> str | None:
+    if is_rfc3339_time(value):
+        return None
+    return "is not an RFC 3339 timestamp with seconds and offset"
+
+
+_VALUE_RULES = {
+    "specversion": _specversion_problem,
+    "source": _source_problem,
+    "dataschema": _dataschema_problem,
+    "datacontenttype": _datacontenttype_problem,
+    "time": _time_problem,
+}
 
 
 def _check_extension_value(name: str, value: object) -> None:

@@ -1,0 +1,1 @@
+"""Benchmarks: programs that print numbers (events/s, latency percentiles, ratios); not tests."""

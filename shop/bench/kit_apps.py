@@ -1,0 +1,31 @@
+"""The two WSGI apps the kit benchmark compares, served by the same gunicorn settings."""
+
+from __future__ import annotations
+
+from cloudevents.core.v1.event import CloudEvent
+from flask import Flask, Response
+
+from services.kit import HandlerSet, KitConfig, Transaction, create_service
+
+
+def bare_flask() -> Flask:
+    """The baseline: a Flask view that answers 202 to any POST / and looks at nothing."""
+    app = Flask("bare")
+
+    @app.post("/")
+    def receive() -> Response:
+        return Response(status=202)
+
+    return app
+
+
+def kit_sink() -> Flask:
+    """A kit service without database work: strict parsing, routing, metrics, a log line."""
+    handlers = HandlerSet()
+
+    @handlers.on_any()
+    def accept(event: CloudEvent, tx: Transaction) -> None:
+        return None
+
+    config = KitConfig.from_env("bench")
+    return create_service("bench", handlers, config=config, stateless=True).app
