@@ -1,0 +1,36 @@
+"""Reading Knative manifests and admitting them as Knative's webhooks would, for `shop up`."""
+
+from shop.manifests.core import ConfigMap, Secret
+from shop.manifests.environment import expand_references
+from shop.manifests.errors import ManifestError
+from shop.manifests.eventing import Broker, EventAttribute, EventType, Trigger
+from shop.manifests.fields import Origin
+from shop.manifests.objects import DEFAULT_NAMESPACE, ManifestObject
+from shop.manifests.serving import EnvFrom, EnvVar, KeyRef, Service
+from shop.manifests.sources import LabelRequirement, SinkBinding, Subject
+from shop.manifests.topology import Ignored, NotReady, Topology, load_topology
+
+__all__ = [
+    "DEFAULT_NAMESPACE",
+    "Broker",
+    "ConfigMap",
+    "EnvFrom",
+    "EnvVar",
+    "EventAttribute",
+    "EventType",
+    "Ignored",
+    "KeyRef",
+    "LabelRequirement",
+    "ManifestError",
+    "ManifestObject",
+    "NotReady",
+    "Origin",
+    "Secret",
+    "Service",
+    "SinkBinding",
+    "Subject",
+    "Topology",
+    "Trigger",
+    "expand_references",
+    "load_topology",
+]
