@@ -6,7 +6,7 @@ import atexit
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeAlias, TypeVar, cast
@@ -50,26 +50,36 @@ class ResourceKey(Generic[T]):
 
 
 class HandlerSet:
-    """The event handlers of a service, one per event type, declared with `@handlers.on(type)`."""
+    """The event handlers of a service, one per event type, declared with `@handlers.on(type)`.
+
+    An event is handled once per (source, id). A handler registered with `key_attributes` is
+    handled once per (source, id, those attributes): the dead-letter sink, for instance, gets the
+    same event once per trigger that failed it, told apart by `knativeerrordest`.
+    """
 
     def __init__(self) -> None:
         self.by_type: dict[str, Handler] = {}
         self.fallback: Handler | None = None
+        self._key_attributes: dict[str | None, tuple[str, ...]] = {}
 
-    def on(self, event_type: str) -> Callable[[Handler], Handler]:
+    def on(
+        self, event_type: str, *, key_attributes: Sequence[str] = ()
+    ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             if event_type in self.by_type:
                 raise ValueError(f"a handler for {event_type!r} is registered already")
             self.by_type[event_type] = handler
+            self._key_attributes[event_type] = tuple(key_attributes)
             return handler
 
         return register
 
-    def on_any(self) -> Callable[[Handler], Handler]:
+    def on_any(self, *, key_attributes: Sequence[str] = ()) -> Callable[[Handler], Handler]:
         """Register the handler for every type that has no handler of its own."""
 
         def register(handler: Handler) -> Handler:
             self.fallback = handler
+            self._key_attributes[None] = tuple(key_attributes)
             return handler
 
         return register
@@ -77,17 +87,30 @@ class HandlerSet:
     def find(self, event_type: str) -> Handler | None:
         return self.by_type.get(event_type, self.fallback)
 
+    def once_key(self, event: WireEvent) -> str:
+        """What, besides `source`, makes an event the same event for once-only handling."""
+        names = self._key_attributes.get(event.type if event.type in self.by_type else None, ())
+        if not names:
+            return event.id
+        return "\x1f".join([event.id, *(event.get(name) or "" for name in names)])
+
 
 class Transaction:
     """One database transaction of a handler or a route, and the events it emits."""
 
     def __init__(
-        self, service: Service, connection: sa.Connection | None, traceparent: str | None
+        self,
+        service: Service,
+        connection: sa.Connection | None,
+        traceparent: str | None,
+        received: WireEvent | None = None,
     ) -> None:
         self._service = service
         self._connection = connection
         self.traceparent = traceparent
         self.emitted = 0
+        #: The event being handled exactly as it arrived (None in an HTTP route).
+        self.received = received
 
     @property
     def connection(self) -> sa.Connection:
@@ -198,14 +221,15 @@ class Service:
         event = to_cloudevent(wire, data)
         traceparent = wire.get("traceparent")
         if self.engine is None:
-            tx = Transaction(self, None, traceparent)
+            tx = Transaction(self, None, traceparent, wire)
             return Outcome(self._answer(handler(event, tx), tx, in_batch))
+        key = self.handlers.once_key(wire)
         for _ in range(_CLAIM_ATTEMPTS):
             with self.engine.begin() as connection:
-                if idempotency.claim(connection, wire.source, wire.id, wire.type):
-                    tx = Transaction(self, connection, traceparent)
+                if idempotency.claim(connection, wire.source, key, wire.type):
+                    tx = Transaction(self, connection, traceparent, wire)
                     answer = self._answer(handler(event, tx), tx, in_batch)
-                    idempotency.record(connection, wire.source, wire.id, answer)
+                    idempotency.record(connection, wire.source, key, answer)
                     claimed = True
                 else:
                     claimed = False
@@ -214,7 +238,7 @@ class Service:
                     self.relay.wake()
                 return Outcome(answer)
             with self.engine.connect() as connection:
-                previous = idempotency.find_answer(connection, wire.source, wire.id)
+                previous = idempotency.find_answer(connection, wire.source, key)
             if previous is not None:
                 return Outcome(previous, duplicate=True)
         raise RetryLater("the same event is being handled concurrently", retry_after_seconds=1)
