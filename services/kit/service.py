@@ -61,6 +61,7 @@ class HandlerSet:
         self.by_type: dict[str, Handler] = {}
         self.fallback: Handler | None = None
         self._key_attributes: dict[str | None, tuple[str, ...]] = {}
+        self.fallback_takes_raw_data = False
 
     def on(
         self, event_type: str, *, key_attributes: Sequence[str] = ()
@@ -74,12 +75,19 @@ class HandlerSet:
 
         return register
 
-    def on_any(self, *, key_attributes: Sequence[str] = ()) -> Callable[[Handler], Handler]:
-        """Register the handler for every type that has no handler of its own."""
+    def on_any(
+        self, *, key_attributes: Sequence[str] = (), raw_data: bool = False
+    ) -> Callable[[Handler], Handler]:
+        """Register the handler for every type that has no handler of its own.
+
+        With `raw_data`, the handler gets the data as the bytes that arrived, neither parsed nor
+        checked against a schema: a sink that must keep whatever it is sent (dead letters) can.
+        """
 
         def register(handler: Handler) -> Handler:
             self.fallback = handler
             self._key_attributes[None] = tuple(key_attributes)
+            self.fallback_takes_raw_data = raw_data
             return handler
 
         return register
@@ -213,11 +221,14 @@ class Service:
                 f"service {self.name!r} has no handler for event type {wire.type!r}",
                 attribute="type",
             )
-        data = decode_data(wire)
-        try:
-            self.schemas.validate(wire.type, data)
-        except DataError as error:
-            raise InvalidEvent(str(error), attribute="data") from error
+        if self.handlers.fallback_takes_raw_data and wire.type not in self.handlers.by_type:
+            data: Any = wire.data
+        else:
+            data = decode_data(wire)
+            try:
+                self.schemas.validate(wire.type, data)
+            except DataError as error:
+                raise InvalidEvent(str(error), attribute="data") from error
         event = to_cloudevent(wire, data)
         traceparent = wire.get("traceparent")
         if self.engine is None:
