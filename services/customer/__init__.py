@@ -1,0 +1,1 @@
+"""The customer service: registers users (`POST /users`) and announces them (`user.created`)."""

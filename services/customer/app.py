@@ -1,0 +1,110 @@
+"""The customer service: `POST /users`, `GET /users/<id>`; `user.created` through the outbox."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, Flask, Response
+
+from services.customer import store
+from services.customer.handlers import handlers
+from services.events import load_catalog
+from services.kit import KitConfig, NewEvent, RequestError, create_service, current_service
+from services.kit.api import BodySchema, json_response
+
+SERVICE = "customer"
+
+
+@dataclass(frozen=True)
+class CustomerConfig:
+    """The customer service's configuration (the kit's settings are all it needs)."""
+
+    kit: KitConfig
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> CustomerConfig:
+        return cls(KitConfig.from_env(SERVICE, environ))
+
+
+NEW_USER = BodySchema(
+    {
+        "type": "object",
+        "required": ["name", "email"],
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"\S"},
+            "email": {
+                "type": "string",
+                "maxLength": 254,
+                "pattern": r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+            },
+        },
+        "additionalProperties": False,
+    }
+)
+
+routes = Blueprint("customer", __name__)
+
+
+@routes.post("/users")
+def register_user() -> Response:
+    """Register a user: 201 with the user and Location; 409 when the email is taken."""
+    body = NEW_USER.parse()
+    user = store.User(
+        id=str(uuid.uuid4()),
+        name=body["name"].strip(),
+        email=body["email"].strip(),
+        created_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+    )
+    try:
+        with current_service().transaction() as tx:
+            if store.email_taken(tx.connection, user.email):
+                raise _email_taken(user.email)
+            store.insert_user(tx.connection, user)
+            tx.emit(
+                NewEvent(
+                    "user.created",
+                    {"user_id": user.id, "name": user.name, "email": user.email},
+                    subject=user.id,
+                )
+            )
+    except sa.exc.IntegrityError as error:
+        # Two registrations of one address at once: the unique index lets only one through.
+        raise _email_taken(user.email) from error
+    return json_response(201, _view(user), {"Location": f"/users/{user.id}"})
+
+
+@routes.get("/users/<user_id>")
+def show_user(user_id: str) -> Response:
+    """One user, or 404."""
+    with current_service().transaction() as tx:
+        user = store.find_user(tx.connection, user_id)
+    if user is None:
+        raise RequestError(404, f"no user {user_id!r}")
+    return json_response(200, _view(user))
+
+
+def _email_taken(email: str) -> RequestError:
+    return RequestError(409, f"a user with email {email!r} is registered already", field="email")
+
+
+def _view(user: store.User) -> dict[str, Any]:
+    return {"id": user.id, "name": user.name, "email": user.email, "created_at": user.created_at}
+
+
+def create_app(config: CustomerConfig | None = None) -> Flask:
+    """The customer service's WSGI app: `gunicorn "services.customer.app:create_app()"`."""
+    config = config or CustomerConfig.from_env()
+    service = create_service(
+        SERVICE,
+        handlers,
+        config=config.kit,
+        schemas=load_catalog().registry,
+        metadata=store.metadata,
+    )
+    service.app.register_blueprint(routes)
+    return service.app

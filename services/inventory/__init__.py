@@ -1,0 +1,1 @@
+"""The inventory service: stock per sku, reservations for orders, releases and sales."""

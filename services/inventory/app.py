@@ -1,0 +1,100 @@
+"""The inventory service: `GET|PUT /stock/<sku>`; reserves, sells and releases for orders."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, Flask, Response
+
+from services.events import load_catalog
+from services.inventory import store
+from services.inventory.handlers import handlers
+from services.kit import KitConfig, RequestError, create_service, current_service
+from services.kit.api import BodySchema, json_response
+
+SERVICE = "inventory"
+SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+@dataclass(frozen=True)
+class InventoryConfig:
+    """The inventory service's configuration (the kit's settings are all it needs)."""
+
+    kit: KitConfig
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> InventoryConfig:
+        return cls(KitConfig.from_env(SERVICE, environ))
+
+
+SET_STOCK = BodySchema(
+    {
+        "type": "object",
+        "required": ["available"],
+        "properties": {"available": {"type": "integer", "minimum": 0, "maximum": 10**12}},
+        "additionalProperties": False,
+    }
+)
+
+routes = Blueprint("inventory", __name__)
+
+
+@routes.get("/stock/<sku>")
+def show_stock(sku: str) -> Response:
+    """A sku's units: available, reserved, sold and stocked (their sum), or 404."""
+    with current_service().transaction() as tx:
+        found = store.find_stock(tx.connection, sku)
+    if found is None:
+        raise RequestError(404, f"no stock of sku {sku!r}")
+    return json_response(200, _view(found))
+
+
+@routes.put("/stock/<sku>")
+def set_stock(sku: str) -> Response:
+    """Set the units available for new reservations (201 for a new sku, else 200).
+
+    Units reserved by pending orders and units sold are left alone; `stocked` changes by as much
+    as `available` does.
+    """
+    _check_sku(sku)
+    body = SET_STOCK.parse()
+    with current_service().transaction() as tx:
+        found, created = store.set_available(tx.connection, sku, int(body["available"]))
+    if created:
+        return json_response(201, _view(found), {"Location": f"/stock/{sku}"})
+    return json_response(200, _view(found))
+
+
+def _check_sku(sku: str) -> None:
+    if not re.fullmatch(SKU_PATTERN, sku):
+        raise RequestError(
+            400, f"sku {sku!r} must be 1-64 letters, digits, '.', '_' or '-'", field="sku"
+        )
+
+
+def _view(found: store.Stock) -> dict[str, Any]:
+    return {
+        "sku": found.sku,
+        "available": found.available,
+        "reserved": found.reserved,
+        "sold": found.sold,
+        "stocked": found.stocked,
+        "updated_at": found.updated_at,
+    }
+
+
+def create_app(config: InventoryConfig | None = None) -> Flask:
+    """The inventory service's WSGI app: `gunicorn "services.inventory.app:create_app()"`."""
+    config = config or InventoryConfig.from_env()
+    service = create_service(
+        SERVICE,
+        handlers,
+        config=config.kit,
+        schemas=load_catalog().registry,
+        metadata=store.metadata,
+    )
+    service.app.register_blueprint(routes)
+    return service.app

@@ -1,0 +1,161 @@
+"""The order service: `POST /orders`, `GET /orders/<id>`; decides orders from saga outcomes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, Flask, Response
+
+from services.events import load_catalog
+from services.kit import KitConfig, NewEvent, RequestError, create_service, current_service
+from services.kit.api import BodySchema, json_response
+from services.order import store
+from services.order.handlers import handlers
+
+SERVICE = "order"
+MAX_LINES = 100
+
+
+@dataclass(frozen=True)
+class OrderConfig:
+    """The order service's configuration (the kit's settings are all it needs)."""
+
+    kit: KitConfig
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> OrderConfig:
+        return cls(KitConfig.from_env(SERVICE, environ))
+
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+NEW_ORDER = BodySchema(
+    {
+        "type": "object",
+        "required": ["customer_id", "lines", "currency", "payment_token"],
+        "properties": {
+            "customer_id": {"type": "string", "pattern": ID_PATTERN},
+            "lines": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_LINES,
+                "items": {
+                    "type": "object",
+                    "required": ["sku", "quantity", "unit_price"],
+                    "properties": {
+                        "sku": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"},
+                        "quantity": {"type": "integer", "minimum": 1, "maximum": 10000},
+                        "unit_price": {"type": "integer", "minimum": 0, "maximum": 100000000},
+                    },
+                    "additionalProperties": False,
+                },
+            },
+            "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+            "payment_token": {"type": "string", "minLength": 1, "maxLength": 200},
+        },
+        "additionalProperties": False,
+    }
+)
+
+routes = Blueprint("order", __name__)
+
+
+@routes.post("/orders")
+def place_order() -> Response:
+    """Place an order: 201 with the pending order and Location; `order.created` via the outbox."""
+    body = NEW_ORDER.parse()
+    lines = _lines(body["lines"])
+    order_id = str(uuid.uuid4())
+    total = sum(line.quantity * line.unit_price for line in lines)
+    with current_service().transaction() as tx:
+        store.insert_order(tx.connection, order_id, body["customer_id"], body["currency"], lines)
+        event_id = tx.emit(
+            NewEvent(
+                "order.created",
+                {
+                    "order_id": order_id,
+                    "customer_id": body["customer_id"],
+                    "lines": [
+                        {"sku": line.sku, "quantity": line.quantity, "unit_price": line.unit_price}
+                        for line in lines
+                    ],
+                    "currency": body["currency"],
+                    "total": total,
+                    "payment_token": body["payment_token"],
+                },
+                subject=order_id,
+            )
+        )
+        store.record_event(
+            tx.connection, order_id, "sent", event_type="order.created", event_id=event_id
+        )
+        view = _view(tx.connection, order_id)
+    return json_response(201, view, {"Location": f"/orders/{order_id}"})
+
+
+@routes.get("/orders/<order_id>")
+def show_order(order_id: str) -> Response:
+    """An order's status (with the reason when cancelled), lines and the events seen, or 404."""
+    with current_service().transaction() as tx:
+        view = _view(tx.connection, order_id)
+    return json_response(200, view)
+
+
+def _lines(raw: list[dict[str, Any]]) -> list[store.Line]:
+    """The order's lines; a sku may appear once (inventory reserves per sku)."""
+    seen: set[str] = set()
+    lines = []
+    for index, line in enumerate(raw):
+        if line["sku"] in seen:
+            raise RequestError(
+                400, f"sku {line['sku']!r} appears in more than one line", f"lines/{index}/sku"
+            )
+        seen.add(line["sku"])
+        # JSON Schema counts 2.0 as an integer: store it as one.
+        lines.append(store.Line(line["sku"], int(line["quantity"]), int(line["unit_price"])))
+    return lines
+
+
+def _view(connection: sa.Connection, order_id: str) -> dict[str, Any]:
+    order = store.find_order(connection, order_id)
+    if order is None:
+        raise RequestError(404, f"no order {order_id!r}")
+    return {
+        "id": order.id,
+        "status": order.status,
+        "code": order.code,
+        "reason": order.reason,
+        "customer_id": order.customer_id,
+        "currency": order.currency,
+        "total": order.total,
+        "lines": [
+            {"sku": line.sku, "quantity": line.quantity, "unit_price": line.unit_price}
+            for line in store.lines_of(connection, order_id)
+        ],
+        "inventory": order.inventory,
+        "payment": order.payment,
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
+        "events": [
+            # What this service sent carries its own source.
+            {**seen, "source": seen["source"] or current_service().config.source}
+            for seen in store.events_of(connection, order_id)
+        ],
+    }
+
+
+def create_app(config: OrderConfig | None = None) -> Flask:
+    """The order service's WSGI app: `gunicorn "services.order.app:create_app()"`."""
+    config = config or OrderConfig.from_env()
+    service = create_service(
+        SERVICE,
+        handlers,
+        config=config.kit,
+        schemas=load_catalog().registry,
+        metadata=store.metadata,
+    )
+    service.app.register_blueprint(routes)
+    return service.app
