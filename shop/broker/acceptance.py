@@ -1,0 +1,106 @@
+"""Taking a valid event into a broker: arrival time, hop counter, filters, the durable write.
+
+The HTTP ingress and the subscribers' replies both come through here, so a reply is accepted
+exactly as a producer's event is (new arrival time, hop counter minus one).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from services.kit.http_binding import WireEvent
+from services.kit.spec import Attributes, AttributeValue
+from shop.broker.admission import (
+    ARRIVAL_ATTRIBUTE,
+    TTL_ATTRIBUTE,
+    Headers,
+    arrival_time,
+    filter_view,
+    next_ttl,
+)
+from shop.broker.envelope import Envelope
+from shop.broker.metrics import BrokerMetrics
+from shop.broker.routes import BrokerRoute, TriggerRoute
+from shop.broker.store import Writer
+
+log = logging.getLogger(__name__)
+
+
+class Refused(Exception):
+    """An event the ingress answers with an error status instead of accepting it."""
+
+    def __init__(self, status: int, message: str, attribute: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.attribute = attribute
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.message}
+        if self.attribute is not None:
+            body["attribute"] = self.attribute
+        return body
+
+
+class Acceptor:
+    """Stamps, filters and durably stores events for the brokers of one process."""
+
+    def __init__(self, writer: Writer, metrics: BrokerMetrics) -> None:
+        self._writer = writer
+        self._metrics = metrics
+
+    async def accept(
+        self,
+        broker: BrokerRoute,
+        event: WireEvent,
+        headers: Headers,
+        parent: tuple[int, str] | None = None,
+    ) -> Envelope:
+        """Store `event` for every trigger of `broker` whose filter it passes; raise Refused.
+
+        Returns once the event is committed: the caller may answer 202.
+        """
+        ttl = next_ttl(event.attributes.get(TTL_ATTRIBUTE))
+        if ttl <= 0:
+            raise Refused(
+                400,
+                "the event's knativebrokerttl is exhausted (a reply loop?); dropped",
+                TTL_ATTRIBUTE,
+            )
+        now = time.time()
+        stamps: dict[str, AttributeValue | None] = {
+            ARRIVAL_ATTRIBUTE: arrival_time(datetime.fromtimestamp(now, UTC)),
+            TTL_ATTRIBUTE: ttl,
+        }
+        stamped = event.with_attributes(**stamps)
+        view = filter_view(stamped.attributes)
+        matched = []
+        for trigger in broker.triggers:
+            if _passes(trigger, view):
+                matched.append(trigger.key)
+            else:
+                self._metrics.filtered(trigger.key)
+        envelope = Envelope(
+            broker=broker.key,
+            event=stamped,
+            headers=headers,
+            arrival=now,
+            parent_seq=None if parent is None else parent[0],
+            parent_trigger=None if parent is None else parent[1],
+        )
+        return await self._writer.accept(envelope, tuple(matched))
+
+
+def _passes(trigger: TriggerRoute, attributes: Attributes) -> bool:
+    """Whether the trigger's filter lets the event through; a filter that breaks means no match."""
+    try:
+        return trigger.matches(attributes)
+    except Exception:
+        # Knative treats a filter evaluation error as "no match"; say so instead of hiding it.
+        log.exception(
+            "the filter of trigger %s failed on an event; treated as no match", trigger.key
+        )
+        return False

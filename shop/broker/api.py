@@ -1,0 +1,137 @@
+"""The broker's own HTTP endpoints: health, metrics, and the journal and topology under `/_shop/`.
+
+`_shop` cannot be a Kubernetes namespace (no underscores), so these paths never clash with a
+broker's `/<namespace>/<broker>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from shop.broker.http_server import JSON, Request, Response
+from shop.broker.journal import Journal
+from shop.broker.metrics import CONTENT_TYPE, BrokerMetrics
+from shop.broker.routes import Routes, TriggerRoute
+from shop.knative import DeliverySpec
+
+PREFIX = "/_shop"
+
+
+class ObservabilityApi:
+    """Answers GETs of `/healthz`, `/metrics` and `/_shop/...`."""
+
+    def __init__(self, routes: Routes, journal: Journal, metrics: BrokerMetrics) -> None:
+        self._routes = routes
+        self._journal = journal
+        self._metrics = metrics
+        self._by_path: dict[str, Callable[[Request], Awaitable[Response]]] = {
+            "/healthz": self.healthz,
+            "/metrics": self.metrics,
+            f"{PREFIX}/events": self.events,
+            f"{PREFIX}/deadletters": self.dead_letters,
+            f"{PREFIX}/topology": self.topology,
+        }
+
+    async def respond(self, request: Request) -> Response | None:
+        """The answer to a GET of one of these endpoints, or None for any other path."""
+        handler = self._by_path.get(request.path)
+        if handler is not None:
+            return await handler(request)
+        if request.path.startswith(f"{PREFIX}/events/"):
+            return await self.event(request.path[len(f"{PREFIX}/events/") :])
+        return None
+
+    async def healthz(self, request: Request) -> Response:
+        return _json({"status": "ok"})
+
+    async def metrics(self, request: Request) -> Response:
+        # On the loop: the counters are plain ints that only the loop's thread changes.
+        return Response(200, self._metrics.exposition(), content_type=CONTENT_TYPE)
+
+    async def events(self, request: Request) -> Response:
+        try:
+            after, limit = _paging(request)
+        except ValueError as error:
+            return _json({"error": str(error)}, 400)
+        events = await asyncio.to_thread(self._journal.events, after, limit)
+        next_after = events[-1]["seq"] if events else after
+        return _json({"events": events, "next_after": next_after})
+
+    async def event(self, seq_text: str) -> Response:
+        try:
+            seq = _integer(seq_text, "seq")
+        except ValueError as error:
+            return _json({"error": str(error)}, 400)
+        event = await asyncio.to_thread(self._journal.event, seq)
+        if event is None:
+            return _json({"error": f"no event with seq {seq}"}, 404)
+        return _json(event)
+
+    async def dead_letters(self, request: Request) -> Response:
+        try:
+            after, limit = _paging(request)
+        except ValueError as error:
+            return _json({"error": str(error)}, 400)
+        items = await asyncio.to_thread(self._journal.dead_letters, after, limit)
+        next_after = items[-1]["seq"] if items else after
+        return _json({"dead_letters": items, "next_after": next_after})
+
+    async def topology(self, request: Request) -> Response:
+        return _json(
+            {
+                "brokers": [
+                    {
+                        "namespace": broker.namespace,
+                        "name": broker.name,
+                        "url": broker.url,
+                        "triggers": [trigger.name for trigger in broker.triggers],
+                    }
+                    for broker in self._routes.brokers.values()
+                ],
+                "triggers": [_trigger(route) for route in self._routes.triggers.values()],
+            }
+        )
+
+
+def _json(document: object, status: int = 200) -> Response:
+    return Response(status, json.dumps(document).encode(), content_type=JSON)
+
+
+def _trigger(route: TriggerRoute) -> dict[str, Any]:
+    return {
+        "namespace": route.namespace,
+        "name": route.name,
+        "broker": route.broker,
+        "subscriber": route.subscriber_url,
+        "dead_letter_sink": route.dead_letter_url,
+        "delivery": _delivery(route.delivery),
+        "concurrency": route.concurrency,
+        **route.filter_spec,
+    }
+
+
+def _delivery(spec: DeliverySpec) -> dict[str, Any]:
+    """The effective delivery of a trigger, durations in seconds."""
+    return {
+        "retry": spec.retry,
+        "backoffPolicy": spec.backoff_policy,
+        "backoffDelaySeconds": spec.backoff_delay,
+        "timeoutSeconds": spec.timeout,
+        "retryAfterMaxSeconds": spec.retry_after_max,
+        "format": spec.format,
+    }
+
+
+def _paging(request: Request) -> tuple[int, int]:
+    query = request.query
+    return _integer(query.get("after", "0"), "after"), _integer(query.get("limit", "100"), "limit")
+
+
+def _integer(text: str, name: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, not {text!r}") from None

@@ -1,0 +1,98 @@
+"""The broker ingress over HTTP: `/<namespace>/<broker>`, with Knative's checks in Knative's order.
+
+Order (knative/eventing `pkg/broker/ingress/ingress_handler.go`): OPTIONS handshake; only POST;
+the path; the body must be a CloudEvent (binary or structured, not batched) and valid; then the
+broker must exist; then the hop counter; then the event is stored and the answer is 202.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from services.kit.http_binding import Mode, WireEvent, content_mode, parse_request
+from services.kit.spec import InvalidEvent
+from shop.broker.acceptance import Acceptor, Refused
+from shop.broker.admission import BadPath, broker_of_path, pass_through_headers
+from shop.broker.http_server import JSON, Request, Response
+from shop.broker.metrics import BrokerMetrics
+from shop.broker.routes import Routes
+from shop.broker.store import StoreError
+
+log = logging.getLogger(__name__)
+
+ALLOW = "POST, OPTIONS"
+_HANDSHAKE = Response(
+    200,
+    headers=(("Allow", ALLOW), ("WebHook-Allowed-Origin", "*"), ("WebHook-Allowed-Rate", "*")),
+)
+_ACCEPTED = Response(202, headers=(("Allow", ALLOW),))
+_UNKNOWN = "unknown"
+
+
+class Ingress:
+    """The handler for every request that is not a GET of one of the broker's own endpoints."""
+
+    def __init__(self, routes: Routes, acceptor: Acceptor, metrics: BrokerMetrics) -> None:
+        self._routes = routes
+        self._acceptor = acceptor
+        self._metrics = metrics
+
+    async def handle(self, request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return _HANDSHAKE
+        if request.method != "POST":
+            return self._refuse(
+                _UNKNOWN, Refused(405, f"method {request.method} is not allowed; POST events")
+            )
+        try:
+            namespace, name = broker_of_path(request.path)
+        except BadPath as error:
+            return self._refuse(_UNKNOWN, Refused(error.status, error.message))
+        try:
+            event = _event_of(request)
+        except Refused as refused:
+            return self._refuse(_UNKNOWN, refused)
+        broker = self._routes.broker(namespace, name)
+        if broker is None:
+            return self._refuse(_UNKNOWN, Refused(404, f"broker {namespace}/{name} does not exist"))
+        try:
+            await self._acceptor.accept(broker, event, pass_through_headers(request.headers))
+        except Refused as refused:
+            return self._refuse(broker.key, refused)
+        except StoreError as error:
+            # The Kafka broker answers 503 when its write fails; the producer should retry.
+            return self._refuse(broker.key, Refused(503, f"the event could not be stored: {error}"))
+        self._metrics.ingress(broker.key, 202)
+        return _ACCEPTED
+
+    def _refuse(self, broker: str, refused: Refused) -> Response:
+        self._metrics.ingress(broker, refused.status)
+        return Response(
+            refused.status,
+            json.dumps(refused.to_json()).encode(),
+            headers=(("Allow", ALLOW),),
+            content_type=JSON,
+        )
+
+
+def _event_of(request: Request) -> WireEvent:
+    """The one valid CloudEvent a request carries; anything else is refused with 400."""
+    content_type = request.header("Content-Type")
+    try:
+        mode = content_mode(content_type)
+        if mode is Mode.BATCH:
+            raise Refused(400, "batched events are not accepted; send one event per request")
+        if mode is Mode.BINARY and not request.has_header("ce-specversion"):
+            raise Refused(
+                400,
+                "not a CloudEvent: no ce-specversion header (binary mode) and Content-Type is not "
+                "application/cloudevents+json (structured mode)",
+                "specversion",
+            )
+        _, events = parse_request(content_type, request.headers, request.body)
+    except InvalidEvent as error:
+        # Knative answers 400 for every request it cannot read as an event (also for formats
+        # such as +avro, where a receiver of our own would say 415).
+        raise Refused(400, error.message, error.attribute) from None
+    return events[0]

@@ -1,0 +1,191 @@
+"""Reading the broker's journal (events, deliveries, attempts, local dead letters) from SQLite.
+
+The broker serves these reads under `/_shop/`; the viewer and the CLI may open the database
+file themselves (`Journal(path)`) while the broker runs: WAL lets readers and the writer work
+side by side.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+MAX_LIMIT = 1000
+
+_EVENT_SUMMARY = (
+    "SELECT seq, broker, event_id, type, source, arrival, attributes, parent_seq, parent_trigger"
+    " FROM events"
+)
+
+
+class Journal:
+    """Read-only questions about what the broker accepted and how each delivery went."""
+
+    def __init__(self, database: Path) -> None:
+        self._database = database
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        connection = sqlite3.connect(self._database, timeout=5)
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+    def events(self, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        """Accepted events with seq > `after`, oldest first, each with its deliveries' state."""
+        with self._connection() as connection:
+            rows = connection.execute(
+                f"{_EVENT_SUMMARY} WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after, _clamp(limit)),
+            ).fetchall()
+            deliveries = _deliveries(connection, [row[0] for row in rows])
+        return [_summary(row, deliveries.get(row[0], [])) for row in rows]
+
+    def event(self, seq: int) -> dict[str, Any] | None:
+        """One event in full: attributes, data, headers, deliveries and every attempt."""
+        with self._connection() as connection:
+            row = connection.execute(
+                "SELECT seq, broker, event_id, type, source, arrival, attributes, parent_seq,"
+                " parent_trigger, data, headers FROM events WHERE seq = ?",
+                (seq,),
+            ).fetchone()
+            if row is None:
+                return None
+            deliveries = _deliveries(connection, [seq]).get(seq, [])
+            attempts = connection.execute(
+                "SELECT trigger, attempt, target, url, started, duration_ms, status, outcome,"
+                " error, reply_seq FROM attempts WHERE event_seq = ? ORDER BY seq",
+                (seq,),
+            ).fetchall()
+        document = _summary(row[:9], deliveries)
+        document.update(_data(row[9], document["attributes"].get("datacontenttype")))
+        document["headers"] = [list(pair) for pair in json.loads(row[10])] if row[10] else []
+        document["attempts"] = [
+            {
+                "trigger": trigger,
+                "attempt": attempt,
+                "target": target,
+                "url": url,
+                "time": _iso(started),
+                "duration_ms": duration_ms,
+                "status": status,
+                "outcome": outcome,
+                "error": error,
+                "reply_seq": reply_seq,
+            }
+            for (
+                trigger,
+                attempt,
+                target,
+                url,
+                started,
+                duration_ms,
+                status,
+                outcome,
+                error,
+                reply_seq,
+            ) in attempts
+        ]
+        return document
+
+    def dead_letters(self, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        """Events kept in the local dead-letter table (no sink took them), oldest first."""
+        with self._connection() as connection:
+            rows = connection.execute(
+                "SELECT d.seq, d.event_seq, d.trigger, d.time, d.reason, d.error_destination,"
+                " d.error_status, d.error_data, e.event_id, e.type, e.source"
+                " FROM dead_letters d JOIN events e ON e.seq = d.event_seq"
+                " WHERE d.seq > ? ORDER BY d.seq LIMIT ?",
+                (after, _clamp(limit)),
+            ).fetchall()
+        return [
+            {
+                "seq": seq,
+                "event_seq": event_seq,
+                "trigger": trigger,
+                "time": _iso(when),
+                "reason": reason,
+                "knativeerrordest": destination,
+                "knativeerrorcode": status,
+                "knativeerrordata": data,
+                "id": event_id,
+                "type": event_type,
+                "source": source,
+            }
+            for (
+                seq,
+                event_seq,
+                trigger,
+                when,
+                reason,
+                destination,
+                status,
+                data,
+                event_id,
+                event_type,
+                source,
+            ) in rows
+        ]
+
+
+def _clamp(limit: int) -> int:
+    return max(1, min(limit, MAX_LIMIT))
+
+
+def _deliveries(
+    connection: sqlite3.Connection, seqs: Sequence[int]
+) -> dict[int, list[dict[str, Any]]]:
+    found: dict[int, list[dict[str, Any]]] = {}
+    if not seqs:
+        return found
+    marks = ",".join("?" * len(seqs))
+    for seq, trigger, state, attempts in connection.execute(
+        f"SELECT event_seq, trigger, state, attempts FROM deliveries WHERE event_seq IN ({marks})"
+        " ORDER BY trigger",
+        list(seqs),
+    ):
+        found.setdefault(seq, []).append({"trigger": trigger, "state": state, "attempts": attempts})
+    return found
+
+
+def _summary(row: Sequence[Any], deliveries: list[dict[str, Any]]) -> dict[str, Any]:
+    seq, broker, event_id, event_type, source, arrival, attributes, parent_seq, parent_trigger = row
+    return {
+        "seq": seq,
+        "broker": broker,
+        "id": event_id,
+        "type": event_type,
+        "source": source,
+        "arrival": _iso(arrival),
+        "attributes": json.loads(attributes),
+        "reply_to": (
+            None if parent_seq is None else {"seq": parent_seq, "trigger": parent_trigger}
+        ),
+        "deliveries": deliveries,
+    }
+
+
+def _data(data: bytes | None, content_type: object) -> dict[str, Any]:
+    if data is None:
+        return {}
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"data_base64": base64.b64encode(data).decode("ascii")}
+    if content_type is None or "json" in str(content_type):
+        try:
+            return {"data": json.loads(text)}
+        except ValueError:
+            pass
+    return {"data": text}
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")

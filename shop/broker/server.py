@@ -1,0 +1,157 @@
+"""Assembling and running one broker process: load, recover, serve, stop on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from services.filters import compile_trigger_filter
+from shop.broker import log_output
+from shop.broker.acceptance import Acceptor
+from shop.broker.api import ObservabilityApi
+from shop.broker.config import BrokerConfig
+from shop.broker.dispatcher import Dispatcher
+from shop.broker.http_server import HttpServer, Request, Response
+from shop.broker.ingress import ALLOW, Ingress
+from shop.broker.journal import Journal
+from shop.broker.metrics import BrokerMetrics
+from shop.broker.outcomes import OutcomeRecorder
+from shop.broker.routes import RouteError, Routes, build_routes, load_endpoints
+from shop.broker.sender import Sender
+from shop.broker.store import Checkpointer, Writer, connect, load_pending
+from shop.manifests import ManifestError, load_topology
+
+log = logging.getLogger("shop.broker")
+
+# In-flight ingress requests get this long to finish after SIGTERM; deliveries in flight are
+# cut short and simply stay pending (delivered again after the next start: at least once).
+SHUTDOWN_GRACE_SECONDS = 2.0
+
+
+class StartupError(Exception):
+    """The broker cannot start (bad manifests, unresolvable subscriber, unusable state dir)."""
+
+
+def load_routes(config: BrokerConfig) -> Routes:
+    """The brokers and triggers of the manifests, resolved against the runner's endpoints."""
+    try:
+        topology = load_topology(config.manifests)
+        endpoints = load_endpoints(config.endpoints_file)
+        return build_routes(
+            topology, endpoints, config.base_url, compile_trigger_filter, config.concurrency
+        )
+    except (ManifestError, RouteError) as error:
+        raise StartupError(str(error)) from None
+
+
+@dataclass
+class _Parts:
+    connection: sqlite3.Connection
+    writer: Writer
+    checkpointer: Checkpointer
+    dispatcher: Dispatcher
+    sender: Sender
+    server: HttpServer
+
+
+def _assemble(config: BrokerConfig, routes: Routes, loop: asyncio.AbstractEventLoop) -> _Parts:
+    try:
+        connection = connect(config.database, config.synchronous)
+        pending = load_pending(connection)
+    except (OSError, sqlite3.Error) as error:
+        raise StartupError(f"cannot open the broker store {config.database}: {error}") from None
+    metrics = BrokerMetrics()
+    sender = Sender()
+    dispatcher = Dispatcher(routes, sender, metrics, config.default_attempt_timeout)
+    writer = Writer(connection, loop, dispatcher.committed)
+    acceptor = Acceptor(writer, metrics)
+    dispatcher.start(acceptor, OutcomeRecorder(writer, metrics))
+    metrics.watch_backlog(dispatcher.backlog)
+    writer.start()
+    checkpointer = Checkpointer(config.database)
+    checkpointer.start()
+    resumed = dispatcher.resume(pending)
+    if resumed:
+        log.info("resuming %d unfinished deliveries from %s", resumed, config.database)
+    api = ObservabilityApi(routes, Journal(config.database), metrics)
+    ingress = Ingress(routes, acceptor, metrics)
+
+    async def handle(request: Request) -> Response:
+        if request.method == "GET":
+            response = await api.respond(request)
+            if response is not None:
+                return response
+        return await ingress.handle(request)
+
+    # Errors the server answers by itself (too large, unreadable) are the ingress's too.
+    server = HttpServer(handle, config.max_event_bytes, error_headers=(("Allow", ALLOW),))
+    return _Parts(connection, writer, checkpointer, dispatcher, sender, server)
+
+
+async def serve(config: BrokerConfig, routes: Routes, stop: asyncio.Event) -> None:
+    """Run the broker until `stop` is set, then shut it down in order."""
+    parts = _assemble(config, routes, asyncio.get_running_loop())
+    try:
+        await parts.server.start(config.host, config.port)
+        log.info(
+            "broker listening on %s (%s)",
+            config.base_url,
+            ", ".join(broker.url for broker in routes.brokers.values()) or "no brokers",
+        )
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        await parts.server.stop(SHUTDOWN_GRACE_SECONDS)
+        await parts.dispatcher.stop()
+        await parts.sender.close()
+        parts.writer.stop()
+        parts.checkpointer.stop()
+        parts.connection.close()
+    log.info("stopped")
+
+
+def run(config: BrokerConfig) -> int:
+    """Run a broker process in the foreground; the exit code (0 after SIGTERM/SIGINT)."""
+    log_handler = log_output.configure(config.log_level)
+    try:
+        routes = load_routes(config)
+    except StartupError as error:
+        log.error("cannot start the broker: %s", error)
+        return 2
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(number, stop.set)
+        flusher = asyncio.create_task(log_output.flush_forever(log_handler))
+        try:
+            await serve(config, routes, stop)
+        finally:
+            flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)
+
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(main())
+    except StartupError as error:
+        log.error("cannot start the broker: %s", error)
+        return 2
+    except OSError as error:
+        log.error("cannot start the broker: %s", error)
+        return 2
+    return 0
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when it is installed (it roughly halves the cost of each request)."""
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        return uvloop.new_event_loop
+    return None

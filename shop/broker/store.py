@@ -1,0 +1,386 @@
+"""The broker's SQLite store: schema, the one group-committing writer thread, crash recovery.
+
+Every write goes through one thread that drains a queue and commits whatever it found in one
+transaction (group commit): under load many ingress requests share one commit, and each 202 is
+released only after the commit that holds its event. The event loop never waits on SQLite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shop.broker.config import Synchronous
+from shop.broker.envelope import Envelope
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    broker TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    source TEXT NOT NULL,
+    arrival REAL NOT NULL,
+    attributes TEXT NOT NULL,
+    data BLOB,
+    headers TEXT,
+    parent_seq INTEGER,
+    parent_trigger TEXT
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    event_seq INTEGER NOT NULL,
+    trigger TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL,
+    error_destination TEXT,
+    error_status INTEGER,
+    error_data BLOB,
+    PRIMARY KEY (event_seq, trigger)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS attempts (
+    seq INTEGER PRIMARY KEY,
+    event_seq INTEGER NOT NULL,
+    trigger TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    target TEXT NOT NULL,
+    url TEXT NOT NULL,
+    started REAL NOT NULL,
+    duration_ms REAL NOT NULL,
+    status INTEGER,
+    outcome TEXT NOT NULL,
+    error TEXT,
+    reply_seq INTEGER
+);
+CREATE INDEX IF NOT EXISTS attempts_by_event ON attempts (event_seq);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    seq INTEGER PRIMARY KEY,
+    event_seq INTEGER NOT NULL,
+    trigger TEXT NOT NULL,
+    time REAL NOT NULL,
+    reason TEXT NOT NULL,
+    error_destination TEXT,
+    error_status INTEGER,
+    error_data TEXT
+);
+"""
+
+EVENT_COLUMNS = (
+    "broker, event_id, type, source, arrival, attributes, data, headers, parent_seq, parent_trigger"
+)
+_EVENTS = f"INSERT INTO events (seq, {EVENT_COLUMNS}) VALUES "
+_DELIVERIES = (
+    "INSERT OR REPLACE INTO deliveries (event_seq, trigger, state, attempts, next_at,"
+    " error_destination, error_status, error_data) VALUES "
+)
+_ATTEMPTS = (
+    "INSERT INTO attempts (event_seq, trigger, attempt, target, url, started, duration_ms,"
+    " status, outcome, error, reply_seq) VALUES "
+)
+_DEAD_LETTERS = (
+    "INSERT INTO dead_letters (event_seq, trigger, time, reason, error_destination,"
+    " error_status, error_data) VALUES "
+)
+# Rows go in as multi-row INSERTs of these sizes, so the SQL strings repeat (the sqlite3
+# module caches their prepared statements) and a batch takes few statements. 64 rows of 11
+# columns stay under the 999 variables of older SQLite builds.
+_CHUNKS = (64, 32, 16, 8, 4, 2, 1)
+
+
+class StoreError(RuntimeError):
+    """The store could not commit; accepted requests waiting on it must not get their 202."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryState:
+    """A row of `deliveries` after an outcome: where one trigger's delivery of one event stands.
+
+    `state` is `pending` (first phase, to the subscriber), `dead_lettering` (sending to the
+    dead-letter sink), `delivered`, `dead_lettered` or `kept` (in the local dead-letter table).
+    """
+
+    event_seq: int
+    trigger: str
+    state: str
+    attempts: int
+    next_at: float | None = None
+    error_destination: str | None = None
+    error_status: int | None = None
+    error_data: bytes | None = None
+
+    def row(self) -> tuple[object, ...]:
+        """The `deliveries` row, columns in table order."""
+        return (
+            self.event_seq,
+            self.trigger,
+            self.state,
+            self.attempts,
+            self.next_at,
+            self.error_destination,
+            self.error_status,
+            self.error_data,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDelivery:
+    """A delivery found unfinished at start-up."""
+
+    envelope: Envelope
+    state: DeliveryState
+
+
+Accepted = tuple[Envelope, tuple[str, ...]]
+_STOP = object()
+
+
+def connect(path: Path, synchronous: Synchronous) -> sqlite3.Connection:
+    """A connection to the broker database in WAL mode, the schema in place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA journal_mode=WAL")
+    # Under WAL, NORMAL survives a crash of the process but may lose the last commits on a
+    # power loss; FULL syncs the WAL at every commit (one fsync per group commit).
+    connection.execute(f"PRAGMA synchronous={synchronous.upper()}")
+    connection.execute("PRAGMA busy_timeout=5000")
+    # Checkpoints run in their own thread (Checkpointer), not inside the writer's commits,
+    # where they would hold every waiting 202 for the time it takes to copy the WAL.
+    connection.execute("PRAGMA wal_autocheckpoint=0")
+    if connection.execute("PRAGMA user_version").fetchone()[0] == 0:
+        connection.executescript(SCHEMA)
+        connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    return connection
+
+
+class Checkpointer:
+    """Copies the WAL into the database file every `interval` seconds, beside the writer."""
+
+    def __init__(self, path: Path, interval: float = 1.0) -> None:
+        self._path = path
+        self._interval = interval
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="broker-checkpoint", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            while not self._stopping.wait(self._interval):
+                self._checkpoint(connection, "PASSIVE")
+            self._checkpoint(connection, "TRUNCATE")
+        finally:
+            connection.close()
+
+    @staticmethod
+    def _checkpoint(connection: sqlite3.Connection, mode: str) -> None:
+        try:
+            connection.execute(f"PRAGMA wal_checkpoint({mode})")
+        except sqlite3.Error:
+            log.exception("checkpointing the broker store failed; will try again")
+
+
+def load_pending(connection: sqlite3.Connection) -> list[PendingDelivery]:
+    """Every delivery that was accepted and not finished, oldest event first."""
+    rows = connection.execute(
+        f"SELECT d.event_seq, d.trigger, d.state, d.attempts, d.next_at, d.error_destination,"
+        f" d.error_status, d.error_data, e.seq, {_prefixed(EVENT_COLUMNS, 'e.')}"
+        " FROM deliveries d JOIN events e ON e.seq = d.event_seq"
+        " WHERE d.state IN ('pending', 'dead_lettering') ORDER BY d.event_seq"
+    ).fetchall()
+    envelopes: dict[int, Envelope] = {}
+    pending = []
+    for row in rows:
+        seq = int(row[0])
+        envelope = envelopes.get(seq)
+        if envelope is None:
+            envelope = envelopes[seq] = Envelope.from_row(row[8:])
+        pending.append(PendingDelivery(envelope, DeliveryState(*row[:8])))
+    return pending
+
+
+def _prefixed(columns: str, prefix: str) -> str:
+    return ", ".join(prefix + name.strip() for name in columns.split(","))
+
+
+class Writer:
+    """The single writer: a thread that group-commits accepted events and delivery outcomes.
+
+    `accept` is called on the event loop and returns a future that resolves once the event and
+    its pending deliveries are committed; `on_committed` then runs on the loop with the newly
+    committed events. Outcome records are written in the same batches but nobody waits on
+    them: losing one in a crash only means a redelivery (at least once).
+
+    One batch is with the thread at a time; what arrives meanwhile gathers on the loop and goes
+    as the next batch once the commit is done. Batches so grow with the commit's latency, and
+    the thread is woken once per commit, not once per event.
+    """
+
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        loop: asyncio.AbstractEventLoop,
+        on_committed: Callable[[list[Accepted]], None],
+    ) -> None:
+        self._connection = connection
+        self._loop = loop
+        self._on_committed = on_committed
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._gathered: list[tuple[object, ...]] = []
+        self._scheduled = False
+        self._in_flight = False
+        self._next_seq = (
+            int(connection.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]) + 1
+        )
+        self._thread = threading.Thread(target=self._run, name="broker-writer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Write what is queued, then end the thread."""
+        if self._gathered:
+            self._queue.put(self._gathered)
+            self._gathered = []
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+
+    def accept(self, envelope: Envelope, triggers: tuple[str, ...]) -> asyncio.Future[Envelope]:
+        """Queue an accepted event and its pending deliveries; the future resolves after commit."""
+        future: asyncio.Future[Envelope] = self._loop.create_future()
+        # The row is built here, on the loop, so the writer thread needs the GIL for little.
+        self._put(("accept", envelope, envelope.row(), triggers, future))
+        return future
+
+    def record(
+        self,
+        *,
+        attempt: tuple[object, ...] | None = None,
+        delivery: DeliveryState | None = None,
+        dead_letter: tuple[object, ...] | None = None,
+    ) -> None:
+        """Queue outcome rows (an attempt, a delivery's new state, a local dead letter)."""
+        self._put(("record", attempt, None if delivery is None else delivery.row(), dead_letter))
+
+    def _put(self, item: tuple[object, ...]) -> None:
+        self._gathered.append(item)
+        if not self._scheduled and not self._in_flight:
+            # Hand over at the end of this turn of the loop, with whatever else it gathers.
+            self._scheduled = True
+            self._loop.call_soon(self._hand_over)
+
+    def _hand_over(self) -> None:
+        self._scheduled = False
+        if self._gathered and not self._in_flight:
+            self._in_flight = True
+            self._queue.put(self._gathered)
+            self._gathered = []
+
+    def _run(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is _STOP:
+                return
+            assert isinstance(batch, list)
+            self._write(batch)
+
+    def _write(self, batch: Sequence[tuple[Any, ...]]) -> None:
+        accepted: list[tuple[Envelope, tuple[str, ...], asyncio.Future[Envelope]]] = []
+        events: list[tuple[object, ...]] = []
+        deliveries: list[tuple[object, ...]] = []
+        attempts: list[tuple[object, ...]] = []
+        dead_letters: list[tuple[object, ...]] = []
+        seq = self._next_seq
+        for item in batch:
+            if item[0] == "accept":
+                _, envelope, row, triggers, future = item
+                envelope.seq = seq
+                events.append((seq, *row))
+                deliveries.extend(
+                    (seq, trigger, "pending", 0, None, None, None, None) for trigger in triggers
+                )
+                accepted.append((envelope, triggers, future))
+                seq += 1
+            else:
+                _, attempt, delivery, dead_letter = item
+                if attempt is not None:
+                    attempts.append(attempt)
+                if delivery is not None:
+                    deliveries.append(delivery)
+                if dead_letter is not None:
+                    dead_letters.append(dead_letter)
+        connection = self._connection
+        try:
+            connection.execute("BEGIN")
+            _insert(connection, _EVENTS, events)
+            _insert(connection, _DELIVERIES, deliveries)
+            _insert(connection, _ATTEMPTS, attempts)
+            _insert(connection, _DEAD_LETTERS, dead_letters)
+            connection.execute("COMMIT")
+        except Exception as error:
+            # Whatever went wrong, the thread must go on and the waiting requests get a 503.
+            log.exception("the broker store could not commit %d writes", len(batch))
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            self._loop.call_soon_threadsafe(self._done, accepted, StoreError(str(error)))
+            return
+        self._next_seq = seq
+        self._loop.call_soon_threadsafe(self._done, accepted, None)
+
+    def _done(
+        self,
+        accepted: list[tuple[Envelope, tuple[str, ...], asyncio.Future[Envelope]]],
+        error: StoreError | None,
+    ) -> None:
+        """On the loop, after a batch: answer its waiters, start its deliveries, send the next."""
+        self._in_flight = False
+        if error is None:
+            if accepted:
+                self._on_committed([(envelope, triggers) for envelope, triggers, _ in accepted])
+            for envelope, _, future in accepted:
+                if not future.done():
+                    future.set_result(envelope)
+        else:
+            for _, _, future in accepted:
+                if not future.done():
+                    future.set_exception(error)
+        if self._gathered:
+            self._hand_over()
+
+
+def _insert(connection: sqlite3.Connection, prefix: str, rows: list[tuple[object, ...]]) -> None:
+    """Insert `rows` with few statements: each one releases and retakes the GIL only once."""
+    if not rows:
+        return
+    width = len(rows[0])
+    start = 0
+    while start < len(rows):
+        size = next(size for size in _CHUNKS if size <= len(rows) - start)
+        chunk = rows[start : start + size]
+        connection.execute(
+            _statement(prefix, width, size), [value for row in chunk for value in row]
+        )
+        start += size
+
+
+@functools.cache
+def _statement(prefix: str, width: int, rows: int) -> str:
+    values = "(" + ",".join("?" * width) + ")"
+    return prefix + ",".join([values] * rows)

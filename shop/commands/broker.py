@@ -1,0 +1,70 @@
+"""`shop broker`: run the local durable broker (the one `shop up` starts)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from shop.broker.config import DEFAULT_CONCURRENCY, DEFAULT_PORT, BrokerConfig
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `shop broker` to the CLI."""
+    parser = subparsers.add_parser(
+        "broker",
+        help="run the local broker: Knative Broker/Trigger semantics, durable in SQLite",
+        description=(
+            "Serve every Broker of the manifests at /<namespace>/<broker> and deliver to their "
+            "Triggers with Knative's semantics; accepted events survive a crash."
+        ),
+    )
+    parser.add_argument("--manifests", type=Path, default=Path("manifests"), help="manifest folder")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(".shop"),
+        help="the database goes to STATE_DIR/broker/",
+    )
+    parser.add_argument(
+        "--endpoints",
+        type=Path,
+        default=None,
+        help="JSON {service: URL} of the local processes (default STATE_DIR/run/endpoints.json)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        help="deliveries in flight per trigger (a ksvc's containerConcurrency lowers it)",
+    )
+    parser.add_argument(
+        "--sync",
+        choices=("normal", "full"),
+        default="normal",
+        help=(
+            "SQLite's synchronous mode under WAL: normal (default) keeps every 202'd event "
+            "through a crash of the process; full also through a power loss (one fsync per "
+            "group commit)"
+        ),
+    )
+    parser.add_argument("--log-level", default="INFO")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from shop.broker.server import run
+
+    return run(
+        BrokerConfig(
+            manifests=args.manifests,
+            state_dir=args.state_dir,
+            port=args.port,
+            host=args.host,
+            endpoints=args.endpoints,
+            concurrency=args.concurrency,
+            synchronous=args.sync,
+            log_level=args.log_level.upper(),
+        )
+    )

@@ -1,0 +1,81 @@
+"""Replies: an event in a subscriber's answer re-enters the broker; the hop counter ends loops."""
+
+from __future__ import annotations
+
+from services.kit.http_binding import WireEvent
+from tests.integration.broker.conftest import NewSubscriber, StartBroker
+from tests.integration.broker.helpers import journal_event, send, wait_for_state
+from tests.support.broker_process import broker_manifest, trigger_manifest
+from tests.support.events import wire_event
+from tests.support.scripted_subscriber import Answer, Received, Script, by_path, reply
+
+
+def answer_with(event_type: str) -> Script:
+    def make(n: int, received: Received) -> WireEvent:
+        return wire_event(event_type, {"for": received.headers["ce-id"]}, source="/answerer")
+
+    return reply(make)
+
+
+def test_a_reply_re_enters_the_broker_with_new_arrival_time_and_one_hop_less(
+    start_broker: StartBroker, subscriber_factory: NewSubscriber
+) -> None:
+    sub = subscriber_factory(by_path({"/ask": answer_with("test.answer")}))
+    broker = start_broker(
+        [
+            broker_manifest(),
+            trigger_manifest(
+                "ask", {"uri": f"{sub.url}/ask"}, filter={"attributes": {"type": "test.ask"}}
+            ),
+            trigger_manifest(
+                "answer",
+                {"uri": f"{sub.url}/answer"},
+                filter={"attributes": {"type": "test.answer"}},
+            ),
+        ]
+    )
+    question = send(broker, "test.ask")
+    (answer,) = sub.wait_for(1, path="/answer")
+    (asked,) = sub.received("/ask")
+    assert "ce-knativebrokerttl" not in answer.headers
+    assert answer.headers["ce-knativearrivaltime"] > asked.headers["ce-knativearrivaltime"]
+    reply_entry = journal_event(broker, answer.headers["ce-id"])
+    assert reply_entry["attributes"]["knativebrokerttl"] == 254
+    question_entry = wait_for_state(broker, question.id, "shop/ask", "delivered")
+    assert reply_entry["reply_to"] == {"seq": question_entry["seq"], "trigger": "shop/ask"}
+    assert question_entry["attempts"][0]["reply_seq"] == reply_entry["seq"]
+
+
+def test_a_reply_loop_ends_when_the_hop_counter_runs_out(
+    start_broker: StartBroker, subscriber_factory: NewSubscriber
+) -> None:
+    loop = subscriber_factory(answer_with("test.again"))
+    dead = subscriber_factory()
+    delivery = {"retry": 2, "deadLetterSink": {"uri": dead.url}}
+    broker = start_broker(
+        [broker_manifest(), trigger_manifest("echo", {"uri": loop.url}, delivery=delivery)]
+    )
+    send(broker, "test.start", knativebrokerttl=5)  # 4 after the ingress: 4 hops, then refused
+    (letter,) = dead.wait_for(1)
+    received = loop.received()
+    assert len(received) == 4
+    # The last event's reply was refused (400, not retried): that event is dead-lettered.
+    assert letter.headers["ce-id"] == received[-1].headers["ce-id"]
+    assert letter.headers["ce-knativeerrorcode"] == "400"
+    assert letter.headers["ce-knativeerrordest"] == broker.ingress()
+    assert len(broker.get("/_shop/events")["events"]) == 4
+
+
+def test_a_reply_that_is_not_a_valid_event_fails_as_502(
+    start_broker: StartBroker, subscriber_factory: NewSubscriber
+) -> None:
+    broken = Answer(200, {"ce-specversion": "1.0", "ce-type": "t", "ce-source": "/s"}, b"")
+    sub, dead = subscriber_factory(lambda n, r: broken), subscriber_factory()
+    delivery = {"retry": 1, "deadLetterSink": {"uri": dead.url}}
+    broker = start_broker(
+        [broker_manifest(), trigger_manifest("t", {"uri": sub.url}, delivery=delivery)]
+    )
+    send(broker, "test.bad-reply")
+    (letter,) = dead.wait_for(1)
+    assert len(sub.received()) == 2
+    assert letter.headers["ce-knativeerrorcode"] == "502"
