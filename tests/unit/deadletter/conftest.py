@@ -1,0 +1,56 @@
+"""Fixtures of the deadletter service's tests: its real app on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from services.deadletter.app import DeadletterConfig, create_app
+from services.kit import KitConfig
+from tests.support.recording_sink import RecordingSink
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database: a SQLite file or a PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/deadletter.db"
+    url: str = request.getfixturevalue("postgres_database")
+    return url
+
+
+@pytest.fixture(scope="session")
+def broker_server() -> Iterator[RecordingSink]:
+    with RecordingSink() as sink:
+        yield sink
+
+
+@pytest.fixture
+def broker(broker_server: RecordingSink) -> RecordingSink:
+    """A real HTTP server standing in for the broker's ingress: answers 202 unless told."""
+    broker_server.status = 202
+    broker_server.received.clear()
+    return broker_server
+
+
+def build_app(database_url: str, broker_url: str | None) -> Flask:
+    kit = KitConfig(
+        service="deadletter",
+        database_url=database_url,
+        source="/shop/deadletter",
+        sink=broker_url,
+        relay_enabled=False,
+        log_level="WARNING",
+    )
+    return create_app(DeadletterConfig(kit, redelivery_timeout_seconds=5.0))
+
+
+@pytest.fixture
+def app(database_url: str, broker: RecordingSink) -> Iterator[Flask]:
+    """The deadletter service, redelivering to `broker`."""
+    application = build_app(database_url, broker.url)
+    yield application
+    application.extensions["shop.kit"].close()
