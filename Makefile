@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 up: $(STAMP)
-	$(BIN)/shop up
+	$(BIN)/shop up $(UP_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -24,6 +24,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# manifests/ is the chart rendered with default values; a test fails when they drift apart.
+manifests: $(STAMP)
+	PATH="$(CURDIR)/.tools/bin:$$PATH" $(BIN)/python hack/render_manifests.py
+
+# A kind cluster with Knative Serving (Kourier), Eventing and the MT broker.
+kind-up:
+	hack/kind-up.sh
 
 clean:
 	rm -rf $(VENV) .shop build *.egg-info

@@ -1,0 +1,201 @@
+{{/*
+Names, labels, images and the settings every template shares.
+*/}}
+
+{{/* The release-scoped prefix of the chart's own infrastructure (PostgreSQL, Mailpit, ...). */}}
+{{- define "shop.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Labels of every object, but the instance (which the selector labels carry). */}}
+{{- define "shop.commonLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/part-of: {{ .Chart.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* Labels of an object that is no single component's. */}}
+{{- define "shop.labels" -}}
+{{ include "shop.commonLabels" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* Selector labels of one component: (dict "root" $ "name" "order"). */}}
+{{- define "shop.selectorLabels" -}}
+app.kubernetes.io/name: {{ .name }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+{{- end -}}
+
+{{/* All labels of one component: (dict "root" $ "name" "order" "component" "service"). */}}
+{{- define "shop.componentLabels" -}}
+{{ include "shop.commonLabels" .root }}
+{{ include "shop.selectorLabels" . }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* An image reference from (dict "image" <repository/tag/digest> "registry" "" "tag" ""). */}}
+{{- define "shop.image" -}}
+{{- $repository := required "image.repository is required" .image.repository -}}
+{{- if .registry -}}
+{{- $repository = printf "%s/%s" (trimSuffix "/" .registry) $repository -}}
+{{- end -}}
+{{- $tag := .image.tag | default .tag -}}
+{{- $reference := $repository -}}
+{{- if $tag -}}
+{{- $reference = printf "%s:%s" $reference $tag -}}
+{{- end -}}
+{{- if .image.digest -}}
+{{- $reference = printf "%s@%s" $reference .image.digest -}}
+{{- end -}}
+{{- $reference -}}
+{{- end -}}
+
+{{/* The image of a service: (dict "root" $ "service" <values of the service>). */}}
+{{- define "shop.serviceImage" -}}
+{{- $root := .root -}}
+{{- include "shop.image" (dict "image" .service.image "registry" $root.Values.image.registry "tag" ($root.Values.image.tag | default $root.Chart.AppVersion)) -}}
+{{- end -}}
+
+{{/* The ServiceAccount the services run as. */}}
+{{- define "shop.serviceAccountName" -}}
+{{- .Values.serviceAccount.name | default (printf "%s-services" (include "shop.fullname" .)) -}}
+{{- end -}}
+
+{{/* The Secret holding each service's DATABASE_URL under the service's name. */}}
+{{- define "shop.databaseSecret" -}}
+{{- if .Values.database.existingSecret -}}
+{{- .Values.database.existingSecret -}}
+{{- else if .Values.postgresql.enabled -}}
+{{- printf "%s-database" (include "shop.fullname" .) -}}
+{{- else -}}
+{{- fail "the services need a database: set postgresql.enabled=true (development) or database.existingSecret (a Secret with one SQLAlchemy URL per service, keyed by service name)" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The in-chart PostgreSQL's host name. */}}
+{{- define "shop.postgresqlHost" -}}
+{{- printf "%s-postgresql.%s.svc.cluster.local" (include "shop.fullname" .) .Release.Namespace -}}
+{{- end -}}
+
+{{/* The SMTP host of the notification service. */}}
+{{- define "shop.smtpHost" -}}
+{{- if .Values.smtp.host -}}
+{{- .Values.smtp.host -}}
+{{- else if .Values.mailpit.enabled -}}
+{{- printf "%s-mailpit.%s.svc.cluster.local" (include "shop.fullname" .) .Release.Namespace -}}
+{{- else -}}
+{{- fail "the notification service needs an SMTP server: set smtp.host or mailpit.enabled=true" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A Destination pointing at one of the chart's Knative Services. */}}
+{{- define "shop.ksvcRef" -}}
+ref:
+  apiVersion: serving.knative.dev/v1
+  kind: Service
+  name: {{ . }}
+{{- end -}}
+
+{{/* The Broker's delivery spec (without deadLetterService, which becomes deadLetterSink). */}}
+{{- define "shop.brokerDelivery" -}}
+{{- $delivery := omit .Values.broker.delivery "deadLetterService" -}}
+{{- $deadLetter := .Values.broker.delivery.deadLetterService -}}
+{{- if $deadLetter -}}
+{{- if not (hasKey .Values.services $deadLetter) -}}
+{{- fail (printf "broker.delivery.deadLetterService %q is not one of the services (%s)" $deadLetter (keys .Values.services | sortAlpha | join ", ")) -}}
+{{- end -}}
+{{- $_ := set $delivery "deadLetterSink" (include "shop.ksvcRef" $deadLetter | fromYaml) -}}
+{{- end -}}
+{{- toYaml $delivery -}}
+{{- end -}}
+
+{{/*
+The Triggers, as a YAML list of {name, subscriber, type, filter, delivery}: one per type a service
+subscribes to (filtered on `type`, in the form the broker class applies), one without filter
+for an all-events subscriber. `delivery` is set only when the service overrides the broker's.
+*/}}
+{{- define "shop.triggers" -}}
+{{- $broker := .Values.broker -}}
+{{- $brokerDelivery := include "shop.brokerDelivery" . | fromYaml -}}
+{{- $triggers := list -}}
+{{- range $name, $service := .Values.services -}}
+{{- if and $service.allEvents $service.subscribes -}}
+{{- fail (printf "services.%s: allEvents and subscribes exclude each other (an all-events Trigger already delivers every type)" $name) -}}
+{{- end -}}
+{{- range $type := $service.subscribes -}}
+{{- if has $type ($service.produces | default list) -}}
+{{- fail (printf "services.%s consumes %s, which it produces itself: its replies would loop back to it" $name $type) -}}
+{{- end -}}
+{{- $filter := dict "filters" (list (dict "exact" (dict "type" $type))) -}}
+{{- if eq $broker.class "RabbitMQBroker" -}}
+{{- $filter = dict "filter" (dict "attributes" (dict "type" $type)) -}}
+{{- end -}}
+{{- $override := merge (dict) (get ($service.triggerDelivery | default dict) $type | default dict) ($service.delivery | default dict) -}}
+{{- $trigger := dict "name" (printf "%s-%s" $name ($type | replace "." "-")) "subscriber" $name "type" $type "filter" $filter -}}
+{{- if $override -}}
+{{- $_ := set $trigger "delivery" (merge (dict) $override $brokerDelivery) -}}
+{{- end -}}
+{{- $triggers = append $triggers $trigger -}}
+{{- end -}}
+{{- if $service.allEvents -}}
+{{- $trigger := dict "name" (printf "%s-all-events" $name) "subscriber" $name -}}
+{{- with $service.delivery -}}
+{{- $_ := set $trigger "delivery" (merge (dict) . $brokerDelivery) -}}
+{{- end -}}
+{{- $triggers = append $triggers $trigger -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $triggers -}}
+{{- end -}}
+
+{{/*
+The topology document of an observing service (TOPOLOGY): the Broker and its Triggers as JSON,
+in the shape services/viewer/topology.py reads.
+*/}}
+{{- define "shop.topology" -}}
+{{- $broker := dict "namespace" .Release.Namespace "name" .Values.broker.name -}}
+{{- with .Values.broker.delivery.deadLetterService -}}
+{{- $_ := set $broker "deadLetterSink" . -}}
+{{- end -}}
+{{- $triggers := list -}}
+{{- range $trigger := include "shop.triggers" . | fromYamlArray -}}
+{{- $node := merge (dict "namespace" $.Release.Namespace "name" $trigger.name "broker" $.Values.broker.name "subscriber" $trigger.subscriber) ($trigger.filter | default dict) -}}
+{{- with $trigger.delivery -}}
+{{- with .deadLetterSink -}}
+{{- $_ := set $node "deadLetterSink" .ref.name -}}
+{{- end -}}
+{{- end -}}
+{{- $triggers = append $triggers $node -}}
+{{- end -}}
+{{- dict "brokers" (list $broker) "triggers" $triggers | toJson -}}
+{{- end -}}
+
+{{/*
+Fails unless the cluster serves every API the chart renders; `helm template` needs
+--api-versions for each (hack/render_manifests.py passes them).
+*/}}
+{{- define "shop.requireApis" -}}
+{{- if .Values.capabilitiesCheck -}}
+{{- $needed := list "serving.knative.dev/v1" "eventing.knative.dev/v1" "sources.knative.dev/v1" -}}
+{{- if .Values.eventTypes.enabled -}}
+{{- $needed = append $needed "eventing.knative.dev/v1beta3" -}}
+{{- end -}}
+{{- if .Values.eventPolicy.enabled -}}
+{{- $needed = append $needed "eventing.knative.dev/v1alpha1" -}}
+{{- end -}}
+{{- $missing := list -}}
+{{- range $needed -}}
+{{- if not ($.Capabilities.APIVersions.Has .) -}}
+{{- $missing = append $missing . -}}
+{{- end -}}
+{{- end -}}
+{{- if $missing -}}
+{{- fail (printf "\n\nThe cluster does not serve %s: install Knative Serving and Eventing first (hack/kind-up.sh does it on kind).\nTo render offline, pass each with --api-versions, e.g. helm template ... --api-versions %s\n" (join ", " $missing) (join " --api-versions " $needed)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}

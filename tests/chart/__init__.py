@@ -1,0 +1,1 @@
+"""Chart, manifests, skaffold and image-definition checks that need no cluster."""

@@ -1,0 +1,1 @@
+"""checkov checks written for this project (see shop_knative_checks.py)."""

@@ -1,0 +1,1 @@
+"""End-to-end tests against a real cluster (opt-in: SHOP_E2E_CONTEXT)."""
