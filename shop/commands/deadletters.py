@@ -1,0 +1,147 @@
+"""`shop deadletters [list|show ID|redeliver ID|delete ID]`: the dead letters and what to do."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from shop.inspect import DEFAULT_STATE_DIR
+from shop.inspect.deadletters import (
+    ApiError,
+    DeadLetterClient,
+    name_destinations,
+    render_broker_held,
+    render_detail,
+    render_list,
+    time_bound,
+)
+from shop.inspect.endpoints import LocalShop, NotRunning, local_shop
+
+ACTIONS = ("list", "show", "redeliver", "delete")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `shop deadletters` to the CLI."""
+    parser = subparsers.add_parser(
+        "deadletters",
+        help="list, show, redeliver or delete the events no subscriber took",
+        description=(
+            "The deadletter service keeps every event the broker gave up on, with the URL that "
+            "failed and its answer. `redeliver` posts the original event (same id) back to the "
+            "broker. Locally, events of triggers without a dead-letter sink, which the broker "
+            "keeps itself, are listed too."
+        ),
+    )
+    parser.add_argument("action", nargs="?", choices=ACTIONS, default="list")
+    parser.add_argument("id", nargs="?", type=int, help="a dead letter's id (show, redeliver)")
+    parser.add_argument("--type", help="list: only this event type")
+    parser.add_argument("--subject", help="list: only this subject (e.g. an order id)")
+    parser.add_argument("--destination", help="list: only failures at this URL (or service)")
+    parser.add_argument("--since", help="list: received since (RFC 3339, or 30s, 10m, 2h, 1d)")
+    parser.add_argument("--until", help="list: received before (RFC 3339, or 10m...)")
+    parser.add_argument("--state", choices=("pending", "redelivered"), help="list: only these")
+    parser.add_argument("--limit", type=int, default=100, help="list: at most this many (100)")
+    parser.add_argument("--json", action="store_true", help="print the service's JSON answer")
+    parser.add_argument("--url", metavar="URL", help="the deadletter service (default: shop up's)")
+    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="of `shop up`")
+    parser.set_defaults(func=_run, parser=parser)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.action != "list" and args.id is None:
+        args.parser.error(f"{args.action} needs the id of a dead letter")
+    local: LocalShop | None = None
+    try:
+        if args.url is None:
+            local = local_shop(args.state_dir, option="--url")
+        url = args.url or (local.url("deadletter", option="--url") if local else "")
+    except NotRunning as error:
+        print(f"shop deadletters: {error}", file=sys.stderr)
+        return 2
+    client = DeadLetterClient(url)
+    names = name_destinations(local.endpoints) if local else {}
+    try:
+        if args.action == "list":
+            return _list(client, args, local, names)
+        if args.action == "show":
+            item = client.show(args.id)
+            print(json.dumps(item, indent=2) if args.json else render_detail(item, names))
+            return 0
+        if args.action == "redeliver":
+            return _redeliver(client, args)
+        client.delete(args.id)
+        print(f"dead letter {args.id} deleted")
+        return 0
+    except ApiError as error:
+        print(f"shop deadletters: {error.message}", file=sys.stderr)
+        return 1
+
+
+def _list(
+    client: DeadLetterClient, args: argparse.Namespace, local: LocalShop | None, names: Any
+) -> int:
+    query = {"limit": str(args.limit)}
+    for name in ("type", "subject", "state"):
+        if getattr(args, name):
+            query[name] = getattr(args, name)
+    if args.destination:
+        by_name = {name: url for url, name in names.items()}
+        query["destination"] = by_name.get(args.destination, args.destination)
+    for name in ("since", "until"):
+        if getattr(args, name):
+            query[name] = time_bound(getattr(args, name))
+    body = client.list(query)
+    held = _broker_held(local) if local is not None else []
+    if args.json:
+        print(json.dumps({**body, "held_by_broker": held}, indent=2))
+        return 0
+    print(render_list(body, names))
+    if held:
+        print(f"\nkept by the local broker (their trigger has no dead-letter sink): {len(held)}")
+        print(render_broker_held(held))
+    return 0
+
+
+def _redeliver(client: DeadLetterClient, args: argparse.Namespace) -> int:
+    try:
+        body = client.redeliver(args.id)
+    except ApiError as error:
+        print(f"shop deadletters: dead letter {args.id} not redelivered: {error.message}")
+        return 1
+    attempt = body["redelivery"]
+    if args.json:
+        print(json.dumps(body, indent=2))
+    else:
+        event = body["dead_letter"]
+        print(
+            f"dead letter {args.id} redelivered: {event['type']} id={event['event_id']} "
+            f"-> {attempt['url']} answered {attempt['status']}"
+        )
+    return 0
+
+
+def _broker_held(local: LocalShop) -> list[dict[str, Any]]:
+    """The local broker's own dead-letter table (empty when it cannot be read)."""
+    items: list[dict[str, Any]] = []
+    after = 0
+    try:
+        while True:
+            response = requests.get(
+                f"{local.broker_admin}/_shop/deadletters",
+                params={"after": str(after), "limit": "1000"},
+                timeout=5,
+            )
+            response.raise_for_status()
+            page = response.json()
+            items.extend(page["dead_letters"])
+            if not page["dead_letters"]:
+                return items
+            after = page["next_after"]
+    except (requests.RequestException, ValueError, KeyError) as error:
+        print(f"shop deadletters: cannot read the local broker's table: {error}", file=sys.stderr)
+        return items

@@ -1,0 +1,95 @@
+"""Following the viewer's live stream from a terminal, reconnecting where it left off."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import requests
+
+from shop.inspect.sse import parse_stream
+
+RECONNECT_SECONDS = 1.0
+
+
+class StreamRefused(Exception):
+    """The viewer refused the stream (a bad filter); the message is its answer."""
+
+
+@dataclass(frozen=True)
+class TailOptions:
+    """What to follow and how to print it."""
+
+    viewer_url: str
+    filter: str | None = None
+    history: bool = False
+    count: int | None = None
+    json_lines: bool = False
+
+
+def line_of(event: dict[str, Any]) -> str:
+    """One event on one line: arrival time, type, source, subject, id."""
+    received = str(event.get("received_at", ""))[11:23]
+    subject = event.get("subject")
+    parts = [received, event["type"], event["source"]]
+    if subject is not None:
+        parts.append(f"subject={subject}")
+    parts.append(f"id={event['id']}")
+    if event.get("duplicate"):
+        parts.append("(again)")
+    return "  ".join(parts)
+
+
+def follow(
+    options: TailOptions,
+    out: TextIO,
+    err: TextIO,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Print events until `count` were printed (or forever); 0, or 2 for a refused filter."""
+    printed = 0
+    last_id: str | None = None
+    warned = False
+    while True:
+        params: dict[str, str] = {}
+        if options.filter:
+            params["filter"] = options.filter
+        if last_id is None and options.history:
+            params["after"] = "0"
+        headers = {"Last-Event-ID": last_id} if last_id is not None else {}
+        try:
+            with requests.get(
+                f"{options.viewer_url}/api/stream",
+                params=params,
+                headers=headers,
+                stream=True,
+                timeout=(5, 60),
+            ) as response:
+                if response.status_code == 400:
+                    raise StreamRefused(response.json().get("error", response.text))
+                response.raise_for_status()
+                if warned:
+                    print("shop tail: connected again", file=err, flush=True)
+                    warned = False
+                for message in parse_stream(response.iter_lines(decode_unicode=True), last_id):
+                    last_id = message.last_id
+                    if message.event == "gap":
+                        missed = json.loads(message.data)["missed"]
+                        print(f"shop tail: {missed} events were dropped before shown", file=err)
+                    if message.event != "cloudevent":
+                        continue
+                    event = json.loads(message.data)
+                    out.write((json.dumps(event) if options.json_lines else line_of(event)) + "\n")
+                    out.flush()
+                    printed += 1
+                    if options.count is not None and printed >= options.count:
+                        return 0
+        except requests.RequestException as error:
+            if not warned:
+                print(f"shop tail: {options.viewer_url}: {error}; retrying", file=err, flush=True)
+                warned = True
+            sleep(RECONNECT_SECONDS)
