@@ -21,14 +21,15 @@ every optional field. The local broker's `dead_letter_sink` spelling is accepted
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from services.filters.description import describe_filter
+
 DEFAULT_NAMESPACE = "shop"
 DEFAULT_BROKER = "default"
-ALL_EVENTS = "all events"
 
 
 class TopologyError(ValueError):
@@ -113,24 +114,6 @@ def parse_topology_text(text: str) -> TopologyView:
     return parse_topology(document)
 
 
-def describe_filter(spec: Mapping[str, Any]) -> str:
-    """A Trigger's filter in words: `filters` when non-empty, else `filter.attributes`."""
-    filters = spec.get("filters")
-    if isinstance(filters, Sequence) and not isinstance(filters, str) and filters:
-        parts = [_describe_entry(entry) for entry in filters]
-        described = [part for part in parts if part]
-        if described:
-            return " and ".join(described)
-    legacy = spec.get("filter")
-    attributes = legacy.get("attributes") if isinstance(legacy, Mapping) else None
-    if isinstance(attributes, Mapping) and attributes:
-        return " and ".join(
-            f"{name} present" if value == "" else f"{name} = {value}"
-            for name, value in attributes.items()
-        )
-    return ALL_EVENTS
-
-
 def destination_name(value: Any) -> str | None:
     """What to call a subscriber or sink: a ksvc's name, else its URL."""
     if value is None or value == "":
@@ -155,27 +138,6 @@ def _short_url(url: str) -> str:
     if host.endswith(".svc.cluster.local") and parts.path in ("", "/"):
         return host.split(".", 1)[0]
     return url
-
-
-def _describe_entry(entry: Any) -> str:
-    if not isinstance(entry, Mapping):
-        return json.dumps(entry)
-    words = {"exact": "=", "prefix": "starts with", "suffix": "ends with"}
-    for dialect, word in words.items():
-        pairs = entry.get(dialect)
-        if isinstance(pairs, Mapping) and pairs:
-            return " and ".join(f"{name} {word} {value}" for name, value in pairs.items())
-    for dialect, joiner in (("all", " and "), ("any", " or ")):
-        items = entry.get(dialect)
-        if isinstance(items, Sequence) and not isinstance(items, str) and items:
-            return "(" + joiner.join(_describe_entry(item) for item in items) + ")"
-    negated = entry.get("not")
-    if isinstance(negated, Mapping):
-        return f"not ({_describe_entry(negated)})"
-    expression = entry.get("cesql")
-    if isinstance(expression, str) and expression.strip():
-        return expression.strip()
-    return ""
 
 
 def _list(document: Mapping[str, Any], key: str) -> list[Any]:

@@ -12,10 +12,9 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urljoin
 
 from services.kit.spec import AttributeValue
-from shop.knative import DeliverySpec, Destination
+from shop.knative import DeliverySpec, Destination, KReference
 from shop.manifests import Broker, Topology, Trigger
 
 log = logging.getLogger(__name__)
@@ -175,26 +174,25 @@ class _Resolver:
         return f"{self._base_url}/{broker.namespace}/{broker.name}"
 
     def url(self, destination: Destination, trigger: Trigger, field: str) -> str:
-        ref = destination.ref
-        if ref is None:
-            assert destination.uri is not None  # admission demands a ref or a URI
-            return destination.uri
-        namespace = ref.namespace or trigger.namespace
-        kind = (ref.api_version, ref.kind)
-        if kind == BROKER:
-            base = f"{self._base_url}/{namespace}/{ref.name}"
-        elif kind == KSVC:
-            found = self._endpoints.get(f"{namespace}/{ref.name}") or self._endpoints.get(ref.name)
-            if found is None:
-                raise RouteError(
-                    f"Trigger {trigger.namespace}/{trigger.name}: {field}.ref: Service "
-                    f"{ref.name!r} has no local endpoint (is it in the endpoints file?)"
+        def address_of(ref: KReference, namespace: str) -> str:
+            kind = (ref.api_version, ref.kind)
+            if kind == BROKER:
+                return f"{self._base_url}/{namespace}/{ref.name}"
+            if kind == KSVC:
+                found = self._endpoints.get(f"{namespace}/{ref.name}") or self._endpoints.get(
+                    ref.name
                 )
-            base = found
-        else:
+                if found is None:
+                    raise RouteError(
+                        f"Trigger {trigger.namespace}/{trigger.name}: {field}.ref: Service "
+                        f"{ref.name!r} has no local endpoint (is it in the endpoints file?)"
+                    )
+                return found
             raise RouteError(
                 f"Trigger {trigger.namespace}/{trigger.name}: {field}.ref: cannot deliver to "
                 f"{ref.kind} ({ref.api_version}) locally"
             )
-        # Knative appends a relative URI to the ref's address (RFC 3986 reference resolution).
-        return urljoin(base, destination.uri) if destination.uri else base
+
+        url = destination.resolve(trigger.namespace, address_of)
+        assert url is not None  # admission demands a ref or a URI; address_of never gives None
+        return url

@@ -17,7 +17,8 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from services.viewer.topology import describe_filter, destination_name
+from services.filters.description import describe_filter
+from services.viewer.topology import destination_name
 from shop.inspect.status import (
     BrokerStatus,
     DeadLetterCounts,

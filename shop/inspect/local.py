@@ -13,7 +13,7 @@ from typing import Any
 
 import requests
 
-from services.viewer.topology import describe_filter
+from services.filters.description import describe_filter
 from shop.inspect.endpoints import LocalShop
 from shop.inspect.status import (
     BrokerStatus,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from shop.knative.errors import FieldError
 
@@ -62,6 +62,21 @@ class Destination:
                     f"{path}.uri", f"{uri!r}: a URI next to a ref must be relative (a path)"
                 )
         return cls(ref=ref, uri=uri)
+
+    def resolve(
+        self, namespace: str, address_of: Callable[[KReference, str], str | None]
+    ) -> str | None:
+        """The URL events go to, as Knative's resolver finds it; None if the ref has no address.
+
+        A ref's address (`address_of(ref, its namespace or the referrer's)`) with a relative
+        `uri` resolved against it (RFC 3986), or the absolute `uri` alone.
+        """
+        if self.ref is None:
+            return self.uri
+        base = address_of(self.ref, self.ref.namespace or namespace)
+        if base is None:
+            return None
+        return urljoin(base, self.uri) if self.uri else base
 
 
 def _mapping(obj: object, path: str) -> Mapping[str, object]:

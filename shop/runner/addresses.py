@@ -5,9 +5,9 @@ from __future__ import annotations
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
-from shop.knative import Destination
+from shop.knative import Destination, KReference
 from shop.manifests import Service, Topology
 from shop.manifests.topology import BROKER_API_VERSION, KSVC_API_VERSION
 
@@ -71,18 +71,16 @@ class LocalAddresses:
         As Knative's resolver does: a ref's address with a relative `uri` resolved against it
         (RFC 3986), or the absolute `uri` alone.
         """
-        ref = destination.ref
-        if ref is None:
-            return destination.uri
-        target = ref.namespace or namespace
-        kind = (ref.api_version, ref.kind)
-        if kind == (BROKER_API_VERSION, "Broker") and topology.broker(target, ref.name):
-            base = self.broker_url(target, ref.name)
-        elif kind == (KSVC_API_VERSION, "Service") and (target, ref.name) in self.service_ports:
-            base = self.service_url(target, ref.name)
-        else:
+
+        def address_of(ref: KReference, target: str) -> str | None:
+            kind = (ref.api_version, ref.kind)
+            if kind == (BROKER_API_VERSION, "Broker") and topology.broker(target, ref.name):
+                return self.broker_url(target, ref.name)
+            if kind == (KSVC_API_VERSION, "Service") and (target, ref.name) in self.service_ports:
+                return self.service_url(target, ref.name)
             return None
-        return urljoin(base, destination.uri) if destination.uri else base
+
+        return destination.resolve(namespace, address_of)
 
     def localise(self, value: str) -> str:
         """A cluster address in `value` turned into the local one; anything else unchanged.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from services.filters.description import describe_filter
 from shop.manifests import Topology, Trigger
 from shop.runner.addresses import LocalAddresses
 
@@ -20,23 +21,6 @@ class Row:
     url: str
     trigger: str = _NONE
     filter: str = ""
-
-
-def describe_filter(trigger: Trigger) -> str:
-    """A Trigger's filter in one short line: `type = order.created`, `all events`, ...
-
-    As Knative does, a non-empty `filters` wins over the legacy `filter.attributes`.
-    """
-    if trigger.filters:
-        return " and ".join(
-            _dialect(entry, nested=len(trigger.filters) > 1) for entry in trigger.filters
-        )
-    attributes = (trigger.filter or {}).get("attributes")
-    if isinstance(attributes, Mapping) and attributes:
-        return " and ".join(
-            f"{name} = {value if value else '*'}" for name, value in attributes.items()
-        )
-    return "all events"
 
 
 def rows(
@@ -65,7 +49,7 @@ def rows(
             if topology.subscriber_service(trigger) is service:
                 routed.add((trigger.namespace, trigger.name))
                 service_rows.append(
-                    Row(label, url, _trigger_label(trigger), describe_filter(trigger))
+                    Row(label, url, _trigger_label(trigger), describe_filter(trigger.spec))
                 )
         dead_letters = [
             trigger
@@ -89,7 +73,10 @@ def rows(
         target = addresses.resolve(topology, trigger.subscriber, trigger.namespace)
         table.append(
             Row(
-                _NONE, target or "(not resolved)", _trigger_label(trigger), describe_filter(trigger)
+                _NONE,
+                target or "(not resolved)",
+                _trigger_label(trigger),
+                describe_filter(trigger.spec),
             )
         )
     return table
@@ -121,32 +108,3 @@ def _count(number: int, noun: str) -> str:
 def _trigger_label(trigger: Trigger) -> str:
     path = trigger.subscriber.uri if trigger.subscriber.ref is not None else None
     return f"{trigger.name} ({path})" if path else trigger.name
-
-
-def _dialect(entry: Mapping[str, object], *, nested: bool) -> str:
-    """One `filters` entry (exactly one dialect, as admission checked)."""
-    for dialect, value in entry.items():
-        text = _dialect_text(dialect, value)
-        combined = dialect in ("all", "any") or (dialect == "exact" and _many(value))
-        return f"({text})" if nested and combined else text
-    return "all events"
-
-
-def _dialect_text(dialect: str, value: object) -> str:
-    if dialect in ("exact", "prefix", "suffix") and isinstance(value, Mapping):
-        shape = {"exact": "{}", "prefix": "{}*", "suffix": "*{}"}[dialect]
-        return " and ".join(f"{name} = {shape.format(text)}" for name, text in value.items())
-    if dialect in ("all", "any") and isinstance(value, list):
-        joiner = " and " if dialect == "all" else " or "
-        return joiner.join(
-            _dialect(item, nested=len(value) > 1) for item in value if isinstance(item, Mapping)
-        )
-    if dialect == "not" and isinstance(value, Mapping):
-        return f"not ({_dialect(value, nested=False)})"
-    if dialect == "cesql":
-        return f"cesql {value!r}" if isinstance(value, str) else "cesql"
-    return f"{dialect} {value!r}"
-
-
-def _many(value: object) -> bool:
-    return isinstance(value, Mapping) and len(value) > 1

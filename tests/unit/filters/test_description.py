@@ -1,0 +1,39 @@
+"""A Trigger's filter in words (the viewer, `shop up`'s table, `shop topology`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from services.filters.description import ALL_EVENTS, describe_filter
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        ({}, ALL_EVENTS),
+        ({"filters": []}, ALL_EVENTS),
+        ({"filters": [{"exact": {"type": "order.created"}}]}, "type = order.created"),
+        ({"filters": [{"prefix": {"type": "order."}}]}, "type starts with order."),
+        ({"filters": [{"suffix": {"source": "/payment"}}]}, "source ends with /payment"),
+        ({"filters": [{"cesql": "subject LIKE 'o-%'"}]}, "subject LIKE 'o-%'"),
+        (
+            {"filters": [{"any": [{"exact": {"type": "a"}}, {"exact": {"type": "b"}}]}]},
+            "(type = a or type = b)",
+        ),
+        ({"filters": [{"not": {"exact": {"type": "a"}}}]}, "not (type = a)"),
+        (
+            {"filters": [{"exact": {"type": "a"}}, {"prefix": {"subject": "o-"}}]},
+            "type = a and subject starts with o-",
+        ),
+        ({"filter": {"attributes": {"type": "user.created"}}}, "type = user.created"),
+        ({"filter": {"attributes": {"partitionkey": ""}}}, "partitionkey present"),
+        (
+            {"filter": {"attributes": {"type": "a"}}, "filters": [{"exact": {"type": "b"}}]},
+            "type = b",
+        ),
+    ],
+)
+def test_a_trigger_filter_in_words(spec: dict[str, Any], words: str) -> None:
+    assert describe_filter(spec) == words
