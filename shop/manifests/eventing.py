@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
 
+from services.filters import FilterError, compile_trigger_filter
 from shop.knative import DeliverySpec, Destination, KReference
 from shop.manifests.fields import Fields
 from shop.manifests.objects import ManifestObject, Metadata
@@ -16,14 +15,6 @@ BROKER_CLASS_ANNOTATION = "eventing.knative.dev/broker.class"
 DEFAULT_BROKER_CLASS = "MTChannelBasedBroker"
 # EventTypeSpec.ValidateAttributes (v1beta3): the attributes every EventType must describe.
 REQUIRED_EVENT_TYPE_ATTRIBUTES = ("type", "source", "specversion", "id")
-
-
-class _FilterCompiler(Protocol):
-    """services.filters.compile_trigger_filter: a trigger spec to an attribute predicate."""
-
-    def __call__(
-        self, spec: Mapping[str, Any], /
-    ) -> Callable[[Mapping[str, str | int | bool]], bool]: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,18 +152,10 @@ def _delivery(spec: Fields) -> DeliverySpec | None:
 
 
 def _admit_filters(spec: Fields) -> None:
-    """Compile `filter` / `filters` as the broker will; a FilterError stops admission.
-
-    The compiler lives in services/filters (one rule, shared by the broker and the viewer). It
-    is looked up when a trigger has filters, not at import, so that reading manifests without
-    filters does not need it, and typed by _FilterCompiler rather than by its module.
-    """
-    filters = importlib.import_module("services.filters")
-    compile_trigger_filter: _FilterCompiler = filters.compile_trigger_filter
-    filter_error: type[ValueError] = filters.FilterError
+    """Compile `filter` / `filters` as the broker will; a FilterError stops admission."""
     try:
         compile_trigger_filter(spec.values)
-    except filter_error as error:
+    except FilterError as error:
         path, message = _filter_error_location(error)
         raise spec.context.error(path, message) from None
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -66,49 +63,11 @@ def test_invalid_filters_stop_startup_naming_the_filter_path(
     assert str(caught.value).startswith(f"{file}:1")  # a line inside the trigger's document
 
 
-def _fake_filters(error_path: str, message: str) -> types.ModuleType:
-    """A stand-in services.filters whose compiler always refuses with the given path."""
-    module = types.ModuleType("services.filters")
-
-    class FilterError(ValueError):
-        def __init__(self, path: str, message: str) -> None:
-            super().__init__(f"{path}: {message}")
-            self.path = path
-            self.message = message
-
-    def compile_trigger_filter(spec: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], bool]:
-        raise FilterError(error_path, message)
-
-    module.FilterError = FilterError  # type: ignore[attr-defined]
-    module.compile_trigger_filter = compile_trigger_filter  # type: ignore[attr-defined]
-    return module
-
-
-@pytest.mark.parametrize(
-    ("error_path", "full_path"),
-    [
-        ("spec.filters[1].cesql", "spec.filters[1].cesql"),
-        ("filters[1].cesql", "spec.filters[1].cesql"),
-        ("", "spec"),
-    ],
-)
-def test_a_filter_error_is_placed_under_spec(
-    write: Write,
-    manifest_dir: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    error_path: str,
-    full_path: str,
+def test_a_filter_error_deep_in_the_list_names_its_full_path(
+    write: Write, manifest_dir: Path
 ) -> None:
-    monkeypatch.setitem(sys.modules, "services.filters", _fake_filters(error_path, "bad"))
-    write("30.yaml", TRIGGER + "  filters:\n    - cesql: x\n    - cesql: y\n")
+    write("30.yaml", TRIGGER + '  filters:\n    - cesql: "type = \'x\'"\n    - cesql: "type =="\n')
     with pytest.raises(ManifestError) as caught:
         load_topology(manifest_dir)
-    assert (caught.value.path, caught.value.message) == (full_path, "bad")
-
-
-def test_triggers_without_filters_do_not_need_the_filter_compiler(
-    write: Write, manifest_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setitem(sys.modules, "services.filters", None)
-    write("30.yaml", TRIGGER)
-    assert len(load_topology(manifest_dir).triggers) == 1
+    assert caught.value.path == "spec.filters[1].cesql"
+    assert caught.value.message.startswith("invalid CESQL expression")
