@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
-import threading
 import time
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any
 
 # Keys a log call may pass in `extra=` that end up as top-level JSON fields.
 FIELDS = (
@@ -63,32 +63,44 @@ class OutcomeLog:
     """One JSON line per handled event, in the same shape as JsonFormatter's.
 
     Handling an event costs a few tens of microseconds; a LogRecord through the logging module
-    costs about as much again, so the per-event line is written directly (the level still comes
-    from the logger).
+    costs about as much again, so the per-event line is written directly: one `write` of the
+    whole line to standard error (the level still comes from the logger).
     """
 
-    def __init__(self, logger: logging.Logger, stream: TextIO | None = None) -> None:
+    def __init__(self, logger: logging.Logger, fd: int = 2) -> None:
         self._logger = logger
-        self._stream = stream
-        self._lock = threading.Lock()
+        self._fd = fd
+        self._encoder = json.JSONEncoder(default=str)
+        self._second = -1
+        self._second_text = ""
 
     def write(self, level: int, message: str, fields: dict[str, Any]) -> None:
         if not self._logger.isEnabledFor(level):
             return
         line = {
-            "time": _now_iso(),
-            "level": logging.getLevelName(level).lower(),
+            "time": self._now(),
+            "level": _LEVEL_NAMES.get(level) or logging.getLevelName(level).lower(),
             "logger": self._logger.name,
             "message": message,
         }
-        line.update((key, value) for key, value in fields.items() if value is not None)
-        text = json.dumps(line, default=str) + "\n"
-        stream = self._stream or sys.stderr
-        with self._lock:
-            stream.write(text)
+        for key, value in fields.items():
+            if value is not None:
+                line[key] = value
+        # One write(2) per line: lines from several threads never interleave.
+        os.write(self._fd, (self._encoder.encode(line) + "\n").encode())
+
+    def _now(self) -> str:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._second_text}.{int((now - second) * 1000):03d}+00:00"
 
 
-def _now_iso() -> str:
-    now = time.time()
-    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
-    return f"{seconds}.{int(now % 1 * 1000):03d}+00:00"
+_LEVEL_NAMES = {
+    logging.DEBUG: "debug",
+    logging.INFO: "info",
+    logging.WARNING: "warning",
+    logging.ERROR: "error",
+}

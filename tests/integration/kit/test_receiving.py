@@ -156,3 +156,27 @@ def test_health_readiness_and_metrics(kit_url: str) -> None:
     assert 'shop_events_received_total{outcome="retry",type="test.retry"}' in metrics
     assert "shop_event_handling_seconds_bucket" in metrics
     assert "shop_outbox_backlog" in metrics
+
+
+def test_every_event_gets_one_json_log_line_with_stable_keys(tmp_path: Path) -> None:
+    app = serve_kit_app(tmp_path)
+    try:
+        post(app.url, binary_request("test.effect", {}, id="logged-1", traceparent=TRACEPARENT))
+        post(app.url, binary_request("test.retry", {}, id="logged-2"))
+    finally:
+        app.stop()
+    lines = [json.loads(line) for line in app.logs().splitlines() if line.startswith("{")]
+    outcomes = {
+        line["event_id"]: line for line in lines if "outcome" in line and "event_id" in line
+    }
+    replied, retried = outcomes["logged-1"], outcomes["logged-2"]
+    assert replied["outcome"] == "replied" and replied["status"] == 200
+    assert replied["trace_id"] == TRACEPARENT.split("-")[1]
+    assert (replied["type"], replied["source"], replied["service"]) == (
+        "test.effect",
+        "/tests",
+        "kittest",
+    )
+    assert replied["duration_ms"] >= 0 and replied["level"] == "info"
+    assert (retried["outcome"], retried["status"], retried["level"]) == ("retry", 503, "warning")
+    assert len([line for line in lines if line.get("event_id") == "logged-1"]) == 1
