@@ -23,14 +23,4 @@ accesslog = None
 # gunicorn's control socket lives under $HOME, which is read-only in a container and shared
 # between local instances.
 control_socket_disable = True
-logconfig_dict = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "services.kit.logs.JsonFormatter"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
-    "root": {"handlers": ["stderr"], "level": "INFO"},
-    "loggers": {
-        "gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
-        "gunicorn.access": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},
-    },
-}
+logger_class = "services.kit.gunicorn_logging.JsonLogger"

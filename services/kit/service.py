@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import json
 import logging
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,18 +18,18 @@ from werkzeug.exceptions import HTTPException
 from services.kit import idempotency, outbox
 from services.kit.config import KitConfig
 from services.kit.database import create_engine, create_tables
+from services.kit.endpoint import EventEndpoint
 from services.kit.errors import RequestError, RetryLater
-from services.kit.http_binding import Mode, WireEvent, parse_request
+from services.kit.http_binding import WireEvent
 from services.kit.idempotency import ACCEPTED, Answer
 from services.kit.incoming import decode_data, to_cloudevent
 from services.kit.logs import OutcomeLog, configure_logging
 from services.kit.metrics import KitMetrics
 from services.kit.outgoing import NewEvent, build_cloudevent, to_message
-from services.kit.receive import ce_headers, read_body
 from services.kit.relay import OutboxRelay, RelaySettings
 from services.kit.schemas import EMPTY_REGISTRY, DataError, SchemaRegistry
 from services.kit.spec import InvalidEvent
-from services.kit.tracing import child_traceparent, trace_id
+from services.kit.tracing import child_traceparent
 
 log = logging.getLogger("shop.kit")
 
@@ -177,7 +176,8 @@ class Service:
         if self.engine is not None:
             create_tables(self.engine, *([metadata] if metadata is not None else []))
         self.metrics = KitMetrics(self._backlog)
-        self._outcomes = OutcomeLog(log)
+        self.outcomes = OutcomeLog(log)
+        atexit.register(self.outcomes.close)
         self.relay: OutboxRelay | None = None
         if self.engine is not None and config.relay_enabled:
             settings = RelaySettings(config.sink, config.ce_overrides, config.relay_poll_seconds)
@@ -271,7 +271,12 @@ class Service:
         app = Flask(f"services.{self.name}")
         app.config["MAX_CONTENT_LENGTH"] = self.config.max_event_bytes
         app.extensions["shop.kit"] = self
-        app.add_url_rule("/", "receive", self._receive, methods=["POST"])
+        endpoint = EventEndpoint(self, app.wsgi_app)
+        # POST / never reaches Flask (EventEndpoint answers it); the rule makes Flask answer 405
+        # to other methods on /, as a sink should.
+        app.add_url_rule("/", "receive", self._receive_through_flask, methods=["POST"])
+        app.wsgi_app = endpoint  # type: ignore[method-assign]
+        self._endpoint = endpoint
         app.add_url_rule("/healthz", "healthz", self._healthz)
         app.add_url_rule("/readyz", "readyz", self._readyz)
         app.add_url_rule("/metrics", "metrics", self._metrics)
@@ -279,76 +284,9 @@ class Service:
         app.register_error_handler(RequestError, _request_error)
         return app
 
-    def _receive(self) -> Response:
-        try:
-            environ = request.environ
-            body = read_body(environ, self.config.max_event_bytes)
-            mode, events = parse_request(environ.get("CONTENT_TYPE"), ce_headers(environ), body)
-        except InvalidEvent as error:
-            self.metrics.received.labels("", "invalid").inc()
-            log.info(
-                "invalid event refused: %s",
-                error.message,
-                extra={"outcome": "invalid", "status": error.status},
-            )
-            return _json_response(error.status, error.to_json())
-        if mode is not Mode.BATCH:
-            return self._handle_one(events[0], in_batch=False)
-        for event in events:
-            response = self._handle_one(event, in_batch=True)
-            if response.status_code >= 300:
-                return response
-        return Response(status=202)
-
-    def _handle_one(self, wire: WireEvent, *, in_batch: bool) -> Response:
-        started = time.perf_counter()
-        status, outcome, response = self._respond(wire, in_batch)
-        elapsed = time.perf_counter() - started
-        # Types without a handler share one label: senders must not grow the metric without bound.
-        known = wire.type in self.handlers.by_type or self.handlers.fallback is not None
-        self.metrics.observe(wire.type if known else "(no handler)", outcome, elapsed)
-        self._outcomes.write(
-            logging.INFO if status < 500 else logging.WARNING,
-            f"event {outcome}",
-            {
-                "service": self.name,
-                "event_id": wire.id,
-                "type": wire.type,
-                "source": wire.source,
-                "trace_id": trace_id(wire.get("traceparent")),
-                "outcome": outcome,
-                "status": status,
-                "duration_ms": round(elapsed * 1000, 3),
-            },
-        )
-        return response
-
-    def _respond(self, wire: WireEvent, in_batch: bool) -> tuple[int, str, Response]:
-        try:
-            outcome = self.handle(wire, in_batch=in_batch)
-        except InvalidEvent as error:
-            return error.status, "rejected", _json_response(error.status, error.to_json())
-        except RetryLater as error:
-            response = _json_response(503, {"error": error.reason})
-            if error.retry_after_seconds is not None:
-                response.headers["Retry-After"] = str(error.retry_after_seconds)
-            return 503, "retry", response
-        except Exception:
-            log.exception(
-                "handler failed",
-                extra={"event_id": wire.id, "type": wire.type, "source": wire.source},
-            )
-            return (
-                500,
-                "error",
-                _json_response(500, {"error": f"handling event {wire.id!r} failed"}),
-            )
-        answer = outcome.answer
-        label = "duplicate" if outcome.duplicate else ("replied" if answer.reply else "handled")
-        if answer.reply is None:
-            return answer.status, label, Response(status=answer.status)
-        reply = answer.reply
-        return answer.status, label, Response(reply.body, answer.status, headers=reply.headers)
+    def _receive_through_flask(self) -> Response:
+        answer = self._endpoint.receive(request.environ)
+        return Response(answer.body, answer.status, headers=answer.headers)
 
     def _healthz(self) -> Response:
         return _json_response(200, {"status": "ok", "service": self.name})
@@ -374,6 +312,7 @@ class Service:
 
     def close(self) -> None:
         """Stop the relay and release database connections (tests, shutdown)."""
+        self.outcomes.close()
         if self.relay is not None:
             self.relay.stop()
         if self.engine is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import MethodType
+
 from cloudevents.core.v1.event import CloudEvent
 from flask import Flask, Response
 
@@ -29,3 +31,10 @@ def kit_sink() -> Flask:
 
     config = KitConfig.from_env("bench")
     return create_service("bench", handlers, config=config, stateless=True).app
+
+
+def kit_sink_through_flask() -> Flask:
+    """The same kit sink with POST / routed by Flask: what the kit's own endpoint saves."""
+    app = kit_sink()
+    app.wsgi_app = MethodType(Flask.wsgi_app, app)  # type: ignore[method-assign]
+    return app

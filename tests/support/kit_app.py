@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from typing import Any
 
 import sqlalchemy as sa
 from cloudevents.core.v1.event import CloudEvent
-from flask import Blueprint, request
+from flask import Blueprint
 
 from services.kit import (
     HandlerSet,
@@ -47,7 +48,8 @@ SCHEMAS = SchemaRegistry(
     }
 )
 
-KILL_BEFORE_ANSWER = "kittest.kill_before_answer"
+# Set by the handler, read by KillBeforeAnswer in the same request thread.
+KILL_BEFORE_ANSWER = threading.local()
 CONFORMANCE_TYPES = ("io.cloudevents.test", "com.example.someevent", "io.cloudevents.minimum")
 
 handlers = HandlerSet()
@@ -98,7 +100,7 @@ def kill_after_commit(event: CloudEvent, tx: Transaction) -> NewEvent:
     marker = os.environ.get("TEST_KILL_MARKER")
     if marker and not os.path.exists(marker):
         open(marker, "w").close()
-        request.environ[KILL_BEFORE_ANSWER] = True
+        KILL_BEFORE_ANSWER.armed = True
     return NewEvent("test.reply", {"for": event.get_id()})
 
 
@@ -142,7 +144,7 @@ class KillBeforeAnswer:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         result = self.app(environ, start_response)
-        if environ.get(KILL_BEFORE_ANSWER):
+        if getattr(KILL_BEFORE_ANSWER, "armed", False):
             os.kill(os.getpid(), signal.SIGKILL)
         return result
 
