@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +36,4 @@ class BodySchema:
 
 def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
     """A JSON response with the given status."""
-    import json
-
     return Response(json.dumps(body), status=status, mimetype="application/json", headers=headers)

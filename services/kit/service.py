@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from services.kit import idempotency, outbox
+from services.kit.api import json_response
 from services.kit.config import KitConfig
 from services.kit.database import create_engine, create_tables
 from services.kit.endpoint import EventEndpoint
@@ -289,17 +289,17 @@ class Service:
         return Response(answer.body, answer.status, headers=answer.headers)
 
     def _healthz(self) -> Response:
-        return _json_response(200, {"status": "ok", "service": self.name})
+        return json_response(200, {"status": "ok", "service": self.name})
 
     def _readyz(self) -> Response:
         if self.engine is None:
-            return _json_response(200, {"status": "ready"})
+            return json_response(200, {"status": "ready"})
         try:
             with self.engine.connect() as connection:
                 connection.execute(sa.text("SELECT 1"))
         except sa.exc.SQLAlchemyError as error:
-            return _json_response(503, {"status": "not ready", "error": str(error)})
-        return _json_response(200, {"status": "ready"})
+            return json_response(503, {"status": "not ready", "error": str(error)})
+        return json_response(200, {"status": "ready"})
 
     def _metrics(self) -> Response:
         return Response(self.metrics.exposition(), mimetype="text/plain; version=0.0.4")
@@ -325,16 +325,12 @@ def current_service() -> Service:
     return service
 
 
-def _json_response(status: int, body: dict[str, Any]) -> Response:
-    return Response(json.dumps(body), status=status, mimetype="application/json")
-
-
 def _http_error(error: HTTPException) -> Response:
-    response = _json_response(error.code or 500, {"error": error.description})
+    response = json_response(error.code or 500, {"error": error.description})
     if error.code == 405 and error.valid_methods:  # type: ignore[attr-defined]
         response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
     return response
 
 
 def _request_error(error: RequestError) -> Response:
-    return _json_response(error.status, error.to_json())
+    return json_response(error.status, error.to_json())
