@@ -78,7 +78,7 @@ def test_every_rendered_document_validates(
 
 
 def test_a_document_without_a_schema_fails_validation(knative_schemas: Path) -> None:
-    unknown = {"apiVersion": "eventing.knative.dev/v1alpha1", "kind": "RabbitmqBrokerConfig"}
+    unknown = {"apiVersion": "sources.knative.dev/v1", "kind": "ApiServerSource"}
     foreign = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
     assert validation_problems(unknown, knative_schemas)
     assert validation_problems(foreign, knative_schemas)
