@@ -18,6 +18,7 @@ from enum import Enum
 from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
+from services.kit.json_input import JsonInputError, load_json
 from services.kit.spec import (
     Attributes,
     AttributeValue,
@@ -178,11 +179,12 @@ def event_from_json(document: Any) -> WireEvent:
         return WireEvent(attributes, _decode_base64(data_base64))
     if data is None:
         return WireEvent(attributes)
+    # Without datacontenttype the JSON format means application/json, and so does binary mode
+    # without Content-Type: nothing needs adding for the event to cross modes unchanged.
     content_type = attributes.get("datacontenttype")
-    if content_type is None:
-        # The JSON format implies application/json; binary mode needs it said.
-        attributes["datacontenttype"] = "application/json"
-    if isinstance(data, str) and not is_json_media(str(attributes["datacontenttype"])):
+    if isinstance(data, str) and not is_json_media(
+        content_type if isinstance(content_type, str) else None
+    ):
         return WireEvent(attributes, data.encode())
     return WireEvent(attributes, _dump_json(data))
 
@@ -223,21 +225,29 @@ def to_binary(event: WireEvent) -> tuple[dict[str, str], bytes]:
 
 
 def to_structured_document(event: WireEvent) -> dict[str, Any]:
-    """The JSON object of a structured-mode event."""
+    """The JSON object of a structured-mode event.
+
+    JSON data goes in as `data` (a JSON value), text data (`text/*`) as a `data` string, and
+    anything else, or data that is not what its type says, as `data_base64`: bytes that happen
+    to be UTF-8 are still bytes.
+    """
     document: dict[str, Any] = dict(event.attributes)
     if event.data is None:
         return document
     content_type = event.get("datacontenttype")
     if is_json_media(content_type):
         try:
-            document["data"] = json.loads(event.data)
+            document["data"] = load_json(event.data, what="data")
             return document
-        except ValueError:
+        except JsonInputError:
             pass
-    try:
-        document["data"] = event.data.decode("utf-8")
-    except UnicodeDecodeError:
-        document["data_base64"] = base64.b64encode(event.data).decode("ascii")
+    elif media_type(content_type).startswith("text/"):
+        try:
+            document["data"] = event.data.decode("utf-8")
+            return document
+        except UnicodeDecodeError:
+            pass
+    document["data_base64"] = base64.b64encode(event.data).decode("ascii")
     return document
 
 
@@ -248,9 +258,9 @@ def to_structured(event: WireEvent) -> tuple[dict[str, str], bytes]:
 
 def _load_json(body: bytes) -> Any:
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise InvalidEvent(f"body is not valid JSON: {error}") from error
+        return load_json(body)
+    except JsonInputError as error:
+        raise InvalidEvent(str(error)) from None
 
 
 def _dump_json(value: Any) -> bytes:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
 from services.kit.http_binding import WireEvent, is_json_media, media_type
+from services.kit.json_input import JsonInputError, load_json
 from services.kit.spec import InvalidEvent, parse_time
 
 
@@ -18,9 +18,9 @@ def decode_data(event: WireEvent) -> Any:
     content_type = event.get("datacontenttype")
     if is_json_media(content_type):
         try:
-            return json.loads(event.data)
-        except (ValueError, UnicodeDecodeError) as error:
-            raise InvalidEvent(f"data is not valid JSON: {error}", attribute="data") from error
+            return load_json(event.data, what="data")
+        except JsonInputError as error:
+            raise InvalidEvent(str(error), attribute="data") from None
     if media_type(content_type).startswith("text/"):
         try:
             return event.data.decode("utf-8")

@@ -10,6 +10,8 @@ from typing import Any
 from rfc3339_validator import validate_rfc3339
 from rfc3986_validator import validate_rfc3986
 
+from services.kit.strings import QUOTE_CHARACTERS, quote, string_problem
+
 AttributeValue = str | int | bool
 Attributes = dict[str, AttributeValue]
 
@@ -40,7 +42,7 @@ class InvalidEvent(ValueError):
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"error": self.message}
         if self.attribute is not None:
-            body["attribute"] = self.attribute
+            body["attribute"] = self.attribute[:QUOTE_CHARACTERS]
         return body
 
 
@@ -48,7 +50,7 @@ def check_attribute_name(name: str) -> None:
     """Attribute and extension names are lower-case ASCII letters and digits, never `data`."""
     if not _NAME.fullmatch(name):
         raise InvalidEvent(
-            f"attribute name {name!r} must consist of lower-case letters a-z and digits 0-9",
+            f"attribute name {quote(name)} must consist of lower-case letters a-z and digits 0-9",
             attribute=name,
         )
     if name == "data":
@@ -87,11 +89,18 @@ def _check_context_attribute(name: str, value: AttributeValue) -> None:
         raise InvalidEvent(f"attribute {name!r} must be a string", attribute=name)
     if value == "":
         raise InvalidEvent(f"attribute {name!r} must not be empty", attribute=name)
+    _check_string(name, value)
     check = _VALUE_RULES.get(name)
     if check is not None:
         problem = check(value)
         if problem:
-            raise InvalidEvent(f"{name} {value!r} {problem}", attribute=name)
+            raise InvalidEvent(f"{name} {quote(value)} {problem}", attribute=name)
+
+
+def _check_string(name: str, value: str) -> None:
+    problem = string_problem(value)
+    if problem is not None:
+        raise InvalidEvent(f"attribute {quote(name)} {problem}", attribute=name)
 
 
 def _specversion_problem(value: str) -> str | None:
@@ -126,16 +135,20 @@ _VALUE_RULES = {
 
 
 def _check_extension_value(name: str, value: object) -> None:
-    if isinstance(value, bool | str):
+    if isinstance(value, str):
+        _check_string(name, value)
+        return
+    if isinstance(value, bool):
         return
     if isinstance(value, int):
         if value not in _INT32:
             raise InvalidEvent(
-                f"extension {name!r} is outside the 32-bit integer range", attribute=name
+                f"extension {quote(name)} is outside the 32-bit integer range", attribute=name
             )
         return
     raise InvalidEvent(
-        f"extension {name!r} must be a string, an integer or a boolean, not {type(value).__name__}",
+        f"extension {quote(name)} must be a string, an integer or a boolean,"
+        f" not {type(value).__name__}",
         attribute=name,
     )
 

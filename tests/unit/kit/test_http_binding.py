@@ -121,10 +121,14 @@ def test_json_null_means_absent() -> None:
     assert "subject" not in event.attributes and "ext" not in event.attributes
 
 
-def test_structured_json_data_becomes_the_binary_body_with_its_content_type() -> None:
+def test_structured_json_data_becomes_the_binary_body_and_no_content_type_is_invented() -> None:
     event = event_from_json({**STRUCTURED, "data": {"a": [1, 2]}})
     assert event.data == b'{"a":[1,2]}'
-    assert event.attributes["datacontenttype"] == "application/json"
+    assert "datacontenttype" not in event.attributes
+    headers, body = to_binary(event)
+    assert "Content-Type" not in headers
+    _, [again] = parse_request(None, headers.items(), body)
+    assert again == event and to_structured_document(again)["data"] == {"a": [1, 2]}
 
 
 def test_structured_text_data_is_carried_as_text() -> None:
@@ -188,6 +192,13 @@ def test_structured_serialisation_keeps_json_data_as_json_and_binary_as_base64()
     assert to_structured_document(json_event)["data"] == {"a": 1}
     binary = WireEvent({**STRUCTURED, "datacontenttype": "application/octet-stream"}, b"\xff")
     assert to_structured_document(binary)["data_base64"] == "/w=="
+    # Bytes that happen to be UTF-8 are still bytes unless the type says text.
+    utf8 = WireEvent({**STRUCTURED, "datacontenttype": "application/octet-stream"}, b"abc")
+    assert to_structured_document(utf8) == {**utf8.attributes, "data_base64": "YWJj"}
+    text = WireEvent({**STRUCTURED, "datacontenttype": "text/plain; charset=utf-8"}, b"abc")
+    assert to_structured_document(text)["data"] == "abc"
+    not_json = WireEvent(STRUCTURED, b"not json")
+    assert to_structured_document(not_json)["data_base64"] == "bm90IGpzb24="
     headers, body = to_structured(json_event)
     assert headers == {"Content-Type": "application/cloudevents+json"}
     assert json.loads(body)["id"] == "1"

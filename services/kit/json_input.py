@@ -1,0 +1,93 @@
+"""Reading JSON a client sent: UTF-8 only, nesting bounded, no lone surrogates, no NaN.
+
+Python's json module accepts documents that are not JSON (`NaN`, `Infinity`), recurses until it
+hits the interpreter's limit (a RecursionError, not a ValueError), and decodes `"\\ud800"` into
+a string that cannot be written back as UTF-8 or stored. Every edge reads client JSON here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from services.kit.limits import MAX_JSON_DEPTH
+from services.kit.strings import string_problem
+
+# What is left of a document once its strings and scalars are gone: the brackets alone.
+_NOT_BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[^\[\]{}"]+')
+
+
+class JsonInputError(ValueError):
+    """A document that is not acceptable JSON; the message says why, without echoing it."""
+
+
+def load_json(text: bytes | str, *, what: str = "the body", max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """The value of a JSON document from a client; JsonInputError names what is wrong."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise JsonInputError(f"{what} is not UTF-8 (byte {error.start})") from None
+    # Counting brackets is cheap; only a document with many of them can nest too deeply.
+    if text.count("[") + text.count("{") > max_depth and nesting_depth(text) > max_depth:
+        raise JsonInputError(f"{what} nests arrays and objects deeper than {max_depth} levels")
+    try:
+        value = json.loads(text, parse_constant=_no_constant)
+    except JsonInputError as error:
+        raise JsonInputError(f"{what} is not valid JSON: {error}") from None
+    except (ValueError, RecursionError) as error:
+        raise JsonInputError(f"{what} is not valid JSON: {_short(error)}") from None
+    if "\\u" in text:
+        _check_escaped_strings(value, what)
+    return value
+
+
+def nesting_depth(text: str) -> int:
+    """How deeply arrays and objects nest in a JSON text (0 for a scalar); a text that is not
+    JSON gets some number, and the parser then says what is wrong with it."""
+    deepest = depth = 0
+    for bracket in _NOT_BRACKETS.sub("", text):
+        if bracket in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif bracket in "]}":
+            depth -= 1
+    return deepest
+
+
+def _no_constant(name: str) -> Any:
+    raise JsonInputError(f"{name} is not a JSON value")
+
+
+def _short(error: Exception) -> str:
+    if isinstance(error, json.JSONDecodeError):
+        return f"{error.msg} at line {error.lineno} column {error.colno}"
+    return str(error)[:100]
+
+
+def _check_escaped_strings(value: Any, what: str) -> None:
+    """Refuse lone surrogates, which only a \\u escape can produce."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    else:
+        return
+    for text in _strings(value):
+        problem = string_problem(text)
+        if problem is not None and "surrogate" in problem:
+            raise JsonInputError(f"a string in {what} {problem}")
+
+
+def _strings(value: Any) -> Any:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
