@@ -7,7 +7,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
+from services.kit.limits import MAX_BODY_BYTES
+
+DEFAULT_MAX_EVENT_BYTES = MAX_BODY_BYTES
 
 
 class ConfigError(ValueError):

@@ -20,6 +20,8 @@ DEFAULT_TTL = 255
 _PASS_THROUGH_NAMES = frozenset({"x-request-id", "retry-after"})
 _PASS_THROUGH_PREFIXES = ("knative-", "x-b3-")
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+# Control characters but tab, and the surrogate escapes of bytes that were not UTF-8.
+_UNSAFE_VALUE = re.compile("[\x00-\x08\x0a-\x1f\x7f\udc80-\udcff]")
 _INT32 = range(-(2**31), 2**31)
 
 Headers = tuple[tuple[str, str], ...]
@@ -80,11 +82,17 @@ def arrival_time(now: datetime | None = None) -> str:
 
 
 def pass_through_headers(headers: Iterable[tuple[str, str]]) -> Headers:
-    """The HTTP headers that travel with an event: x-request-id, retry-after, knative-*, x-b3-*."""
+    """The HTTP headers that travel with an event: x-request-id, retry-after, knative-*, x-b3-*.
+
+    A value with a control character (or bytes that are not UTF-8) is not passed on: the broker
+    writes these headers into every delivery, and must write only what is safe to write.
+    """
     kept = []
     for name, value in headers:
         lower = name.lower()
-        if lower in _PASS_THROUGH_NAMES or lower.startswith(_PASS_THROUGH_PREFIXES):
+        if (
+            lower in _PASS_THROUGH_NAMES or lower.startswith(_PASS_THROUGH_PREFIXES)
+        ) and not _UNSAFE_VALUE.search(value):
             kept.append((lower, value))
     return tuple(kept)
 

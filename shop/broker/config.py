@@ -6,17 +6,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from services.kit.limits import MAX_BODY_BYTES
+
 Synchronous = Literal["normal", "full"]
 
 DEFAULT_PORT = 8080
 DEFAULT_CONCURRENCY = 32
 # Knative's MT broker reads a whole body without a limit; the Kafka broker, whose durability
 # this broker copies, caps an event at 1 MiB.
-DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
+DEFAULT_MAX_EVENT_BYTES = MAX_BODY_BYTES
 # Without `delivery.timeout` Knative's HTTP client waits as long as the subscriber takes; a
 # local subscriber that hangs would hold a delivery slot forever, so cap it at what a ksvc's
 # default `timeoutSeconds` allows anyway.
 DEFAULT_ATTEMPT_TIMEOUT = 300.0
+# Backpressure: the ingress stops reading requests while more deliveries than this are
+# unfinished (each holds its event in memory) or more accepted events than this wait for their
+# commit, and reads again below four fifths of it.
+MAX_UNFINISHED_DELIVERIES = 100_000
+MAX_WAITING_ACCEPTS = 10_000
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,8 @@ class BrokerConfig:
     synchronous: Synchronous = "normal"
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
     default_attempt_timeout: float = DEFAULT_ATTEMPT_TIMEOUT
+    max_unfinished_deliveries: int = MAX_UNFINISHED_DELIVERIES
+    max_waiting_accepts: int = MAX_WAITING_ACCEPTS
     log_level: str = "INFO"
 
     @property

@@ -24,7 +24,7 @@ from shop.broker.metrics import BrokerMetrics
 from shop.broker.outcomes import DEAD_LETTER_SINK, SUBSCRIBER, Attempt, OutcomeRecorder
 from shop.broker.routes import BrokerRoute, Routes, TriggerRoute
 from shop.broker.sender import AttemptResult, Sender
-from shop.broker.store import DeliveryState, PendingDelivery, StoreError
+from shop.broker.store import DeliveryState, PendingDelivery, StoreError, Unstorable
 from shop.knative import (
     add_dead_letter_extensions,
     dead_letter_extensions,
@@ -175,6 +175,8 @@ class TriggerDispatcher:
             body = _json_body(refused.to_json())
             error = f"the broker refused the subscriber's reply: {refused.message}"
             return None, AttemptResult(refused.status, body, error=error)
+        except Unstorable as error:
+            return None, AttemptResult(400, str(error).encode(), error=str(error))
         except StoreError as error:
             return None, AttemptResult(
                 503, str(error).encode(), error=f"storing the reply failed: {error}"
@@ -325,6 +327,10 @@ class Dispatcher:
     def backlog(self) -> Mapping[str, int]:
         """Unfinished deliveries per trigger."""
         return {key: trigger.unfinished for key, trigger in self._triggers.items()}
+
+    def unfinished(self) -> int:
+        """Unfinished deliveries of every trigger: what the dispatcher holds in memory."""
+        return sum(trigger.unfinished for trigger in self._triggers.values())
 
     def committed(self, accepted: Iterable[tuple[Envelope, tuple[str, ...]]]) -> None:
         """Start delivering events the store has just committed."""

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from shop.broker.http_server import check_header, find_header
+
 # Close an idle connection before the server is likely to (gunicorn keeps them 75 s by default
 # in this project; many servers use 5-60 s).
 IDLE_SECONDS = 4.0
@@ -40,11 +42,7 @@ class Response:
 
     def header(self, name: str) -> str | None:
         """The first value of a header (case-insensitive), or None."""
-        lower = name.lower()
-        for key, value in self.headers:
-            if key.lower() == lower:
-                return value
-        return None
+        return find_header(self.headers, name)
 
 
 class _Connection(asyncio.Protocol):
@@ -191,10 +189,16 @@ class _Pool:
 
 
 def encode_headers(headers: Iterable[tuple[str, str]]) -> bytes:
-    """Header lines as they go on the wire (callers reuse them for every request they fit)."""
-    return "".join(f"{name}: {value}\r\n" for name, value in headers).encode(
-        "utf-8", "surrogateescape"
-    )
+    """Header lines as they go on the wire (callers reuse them for every request they fit).
+
+    A field holding a control character is refused (HeaderError): CR or LF would let a value
+    add header lines of its own to the request.
+    """
+    lines = []
+    for name, value in headers:
+        check_header(name, value)
+        lines.append(f"{name}: {value}\r\n")
+    return "".join(lines).encode("utf-8", "surrogateescape")
 
 
 class HttpClient:

@@ -3,8 +3,17 @@
 Why not aiohttp's server: measured here, aiohttp spends about 65 microseconds of CPU on each
 request before the handler runs, this about 20, and the ingress takes every event once. Parsing
 (request line, headers, chunked bodies) is httptools' (llhttp, the parser of Node.js); this
-module only frames requests and answers: keep-alive, pipelining in order, `Expect:
-100-continue`, size limits, idle timeouts and a graceful stop.
+module only frames requests and answers:
+
+- answers go out strictly in request order: a request the server refuses itself (too large,
+  unreadable, too slow) is answered after every request before it on the connection, and then
+  the connection is closed;
+- backpressure: a connection stops being read while too many of its requests wait for answers,
+  while the client does not read what it was sent (`pause_writing`), and while the server as a
+  whole is told it is overloaded (`HttpServer.overloaded`);
+- limits (`services.kit.limits`): the URL (414), the head's size and field count (431), the body
+  (413, refused from Content-Length before it is sent), the time to send a whole request (408);
+- `Expect: 100-continue` is answered only when the request is next in line and within limits.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -22,11 +32,42 @@ from urllib.parse import parse_qsl
 
 import httptools
 
+from services.kit.limits import (
+    MAX_HEADER_BYTES,
+    MAX_HEADER_COUNT,
+    MAX_URL_BYTES,
+    REQUEST_READ_SECONDS,
+)
+
 log = logging.getLogger(__name__)
 
-MAX_HEADER_BYTES = 64 * 1024
 JSON = "application/json"
 IDLE_SECONDS = 75.0
+#: Requests of one connection that may wait for their answers before it is no longer read.
+MAX_QUEUED_REQUESTS = 16
+_SLICE_BYTES = 4096
+_SWEEP_SECONDS = 1.0
+# What a header field may not hold when this server writes it (CR and LF would split it).
+_UNSAFE_HEADER = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+class HeaderError(ValueError):
+    """A header this server or its client was asked to write holds a control character."""
+
+
+def check_header(name: str, value: str) -> None:
+    """Refuse a header field that would break the message it is written into."""
+    if _UNSAFE_HEADER.search(name) or _UNSAFE_HEADER.search(value) or ":" in name:
+        raise HeaderError(f"header {name[:40]!r} holds a control character; not written")
+
+
+def find_header(headers: list[tuple[str, str]], name: str) -> str | None:
+    """The first value of a header (case-insensitive) in a list of fields, or None."""
+    lower = name.lower()
+    for key, value in headers:
+        if key.lower() == lower:
+            return value
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +82,7 @@ class Request:
 
     def header(self, name: str) -> str | None:
         """The first value of a header (case-insensitive), or None."""
-        lower = name.lower()
-        for key, value in self.headers:
-            if key.lower() == lower:
-                return value
-        return None
+        return find_header(self.headers, name)
 
     def has_header(self, name: str) -> bool:
         return self.header(name) is not None
@@ -65,12 +102,16 @@ class Response:
     headers: tuple[tuple[str, str], ...] = ()
     content_type: str | None = None
 
-    def encode(self, head_only: bool) -> bytes:
+    def encode(self, head_only: bool, close: bool = False) -> bytes:
         reason = _REASONS.get(self.status, "")
         lines = [f"HTTP/1.1 {self.status} {reason}", f"Content-Length: {len(self.body)}"]
         if self.content_type is not None:
             lines.append(f"Content-Type: {self.content_type}")
-        lines.extend(f"{name}: {value}" for name, value in self.headers)
+        for name, value in self.headers:
+            check_header(name, value)
+            lines.append(f"{name}: {value}")
+        if close:
+            lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         return head if head_only else head + self.body
 
@@ -84,18 +125,32 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 class _Incoming:
     """The request being parsed."""
 
+    started: float
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: list[bytes] = field(default_factory=list)
+    url_size: int = 0
     size: int = 0
     body_size: int = 0
+    wants_continue: bool = False
 
 
-class _TooLarge(Exception):
-    """A request over a size limit: answered with `status` and the connection closed."""
+@dataclass(frozen=True, slots=True)
+class _Queued:
+    """A request waiting for its turn, or (with `refusal`) the last answer of the connection."""
 
-    def __init__(self, status: int, message: str) -> None:
+    request: Request | None
+    keep_alive: bool
+    refusal: Response | None = None
+
+
+class _Refusal(Exception):
+    """A request the server answers itself with `status`; the connection then closes."""
+
+    def __init__(self, status: int, message: str, limit: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.message = message
+        self.limit = limit
 
 
 class _Connection(asyncio.Protocol):
@@ -104,72 +159,146 @@ class _Connection(asyncio.Protocol):
     def __init__(self, server: HttpServer) -> None:
         self._server = server
         self._parser = httptools.HttpRequestParser(self)
-        self._transport: asyncio.WriteTransport | None = None
+        self._transport: asyncio.Transport | None = None
         self._url = b""
-        self._incoming = _Incoming()
-        self._waiting: deque[tuple[Request, bool]] = deque()
+        self._incoming: _Incoming | None = None
+        self._waiting: deque[_Queued] = deque()
         self._busy = False
         self._closing = False
+        self._refused = False  # nothing more is read once a refusal is queued
+        self._writing_paused = False
+        self._reading_paused = False
+        self._unread = b""  # read but not yet parsed (while the queue is full)
+        self._offset = 0
+        self._parsing = False
         self.idle_since = time.monotonic()
 
     @property
     def idle(self) -> bool:
-        return not self._busy and not self._waiting
+        return not self._busy and not self._waiting and self._incoming is None
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
         self._server.connections.add(self)
+        self.update_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
         self._server.connections.discard(self)
 
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+        self.update_reading()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self.update_reading()
+        if not self._busy:
+            self._next()
+
     def data_received(self, data: bytes) -> None:
+        if self._refused or self._closing:
+            return
+        if self._unread:
+            self._unread = self._unread[self._offset :] + data
+        else:
+            self._unread = data
+        self._offset = 0
+        self._parse()
+
+    def _parse(self) -> None:
+        """Feed what was read to the parser, a slice at a time while the queue has room.
+
+        httptools cannot stop in the middle of what it is fed, so a read that holds many small
+        requests is fed in slices: the queue outgrows its bound by one slice's worth at most,
+        and the rest waits (and reading is paused) until answers make room.
+        """
+        if self._parsing:
+            return
+        self._parsing = True
+        try:
+            while (
+                self._offset < len(self._unread)
+                and len(self._waiting) < MAX_QUEUED_REQUESTS
+                and not self._refused
+                and not self._closing
+            ):
+                end = self._offset + _SLICE_BYTES
+                piece = memoryview(self._unread)[self._offset : end]
+                self._offset = min(end, len(self._unread))
+                self._feed(piece)
+        finally:
+            self._parsing = False
+        if self._offset >= len(self._unread) or self._refused:
+            self._unread, self._offset = b"", 0
+        self.update_reading()
+
+    def _feed(self, data: memoryview) -> None:
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._refuse(400, "protocol upgrades are not supported")
+            self._refuse(_Refusal(400, "protocol upgrades are not supported"))
         except httptools.HttpParserCallbackError as error:
-            limit = error.__context__
-            if isinstance(limit, _TooLarge):
-                self._refuse(limit.status, str(limit))
+            cause = error.__context__
+            if isinstance(cause, _Refusal):
+                self._refuse(cause)
             else:
-                self._refuse(500, "the broker failed to read the request")
+                log.error("reading a request failed", exc_info=cause)
+                self._refuse(_Refusal(400, "the request could not be read"))
         except httptools.HttpParserError as error:
-            self._refuse(400, f"invalid HTTP request: {error}")
+            self._refuse(_Refusal(400, f"invalid HTTP request: {str(error)[:100]}"))
 
     # httptools callbacks
     def on_message_begin(self) -> None:
         self._url = b""
-        self._incoming = _Incoming()
+        self._incoming = _Incoming(time.monotonic())
 
     def on_url(self, url: bytes) -> None:
         self._url += url
+        if len(self._url) > MAX_URL_BYTES:
+            raise _Refusal(414, f"the request target exceeds {MAX_URL_BYTES} bytes", MAX_URL_BYTES)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         incoming = self._incoming
+        assert incoming is not None
         incoming.size += len(name) + len(value)
         if incoming.size > MAX_HEADER_BYTES:
-            raise _TooLarge(431, f"the request's headers exceed {MAX_HEADER_BYTES} bytes")
+            raise _Refusal(
+                431, f"the request's headers exceed {MAX_HEADER_BYTES} bytes", MAX_HEADER_BYTES
+            )
+        if len(incoming.headers) >= MAX_HEADER_COUNT:
+            raise _Refusal(
+                431, f"the request has more than {MAX_HEADER_COUNT} headers", MAX_HEADER_COUNT
+            )
         incoming.headers.append((name.decode("latin-1"), value.decode("utf-8", "surrogateescape")))
 
     def on_headers_complete(self) -> None:
-        for name, value in self._incoming.headers:
-            if name.lower() == "expect" and value.lower() == "100-continue":
-                assert self._transport is not None
-                self._transport.write(_CONTINUE)
+        incoming = self._incoming
+        assert incoming is not None
+        limit = self._server.max_body_bytes
+        declared = find_header(incoming.headers, "content-length")
+        if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+            raise _Refusal(413, f"the body exceeds {limit} bytes", limit)
+        expect = find_header(incoming.headers, "expect")
+        if expect is not None and expect.strip().lower() == "100-continue":
+            incoming.wants_continue = True
+            self._send_continue_if_next()
 
     def on_body(self, body: bytes) -> None:
         incoming = self._incoming
+        assert incoming is not None
         incoming.body_size += len(body)
-        if incoming.body_size > self._server.max_body_bytes:
-            raise _TooLarge(413, f"the body exceeds {self._server.max_body_bytes} bytes")
+        limit = self._server.max_body_bytes
+        if incoming.body_size > limit:
+            raise _Refusal(413, f"the body exceeds {limit} bytes", limit)
         incoming.body.append(body)
 
     def on_message_complete(self) -> None:
-        url = httptools.parse_url(self._url)
         incoming = self._incoming
+        assert incoming is not None
+        self._incoming = None
+        url = httptools.parse_url(self._url)
         request = Request(
             self._parser.get_method().decode("ascii"),
             (url.path or b"/").decode("utf-8", "surrogateescape"),
@@ -177,43 +306,123 @@ class _Connection(asyncio.Protocol):
             incoming.headers,
             b"".join(incoming.body),
         )
-        self._waiting.append((request, self._parser.should_keep_alive()))
+        self._waiting.append(_Queued(request, self._parser.should_keep_alive()))
+        self.update_reading()
         if not self._busy:
             self._next()
 
+    # answering, in order
+    def _send_continue_if_next(self) -> None:
+        """`100 Continue` for the request being read, once every earlier one is answered."""
+        incoming = self._incoming
+        if (
+            incoming is not None
+            and incoming.wants_continue
+            and not self._busy
+            and not self._waiting
+            and self._transport is not None
+            and not self._closing
+        ):
+            incoming.wants_continue = False
+            self._transport.write(_CONTINUE)
+
     def _next(self) -> None:
-        if self._closing or not self._waiting:
+        if self._closing or self._writing_paused:
+            return
+        if not self._waiting:
             self.idle_since = time.monotonic()
+            self._send_continue_if_next()
+            return
+        queued = self._waiting.popleft()
+        if self._unread and not self._parsing:
+            self._parse()
+        else:
+            self.update_reading()
+        if queued.refusal is not None:
+            self._write(queued.refusal.encode(head_only=False, close=True))
+            self.close()
             return
         self._busy = True
-        request, keep_alive = self._waiting.popleft()
-        task = asyncio.get_running_loop().create_task(self._answer(request, keep_alive))
+        task = asyncio.get_running_loop().create_task(self._answer(queued))
         self._server.tasks.add(task)
         task.add_done_callback(self._server.tasks.discard)
 
-    async def _answer(self, request: Request, keep_alive: bool) -> None:
+    async def _answer(self, queued: _Queued) -> None:
+        request = queued.request
+        assert request is not None
         try:
             response = await self._server.handler(request)
+            encoded = response.encode(head_only=request.method == "HEAD")
         except Exception:
-            log.exception("the handler of %s %s failed", request.method, request.path)
-            response = _error(
+            log.exception("the handler of %s %s failed", request.method, request.path[:200])
+            encoded = _error(
                 500, "the broker failed to handle the request", self._server.error_headers
-            )
+            ).encode(head_only=request.method == "HEAD")
+        self._busy = False
         if self._closing:
             return
-        assert self._transport is not None
-        self._transport.write(response.encode(head_only=request.method == "HEAD"))
-        self._busy = False
-        if not keep_alive:
+        self._write(encoded)
+        if not queued.keep_alive:
             self.close()
             return
         self._next()
 
-    def _refuse(self, status: int, message: str) -> None:
-        if self._transport is not None and not self._closing:
-            response = _error(status, message, self._server.error_headers)
-            self._transport.write(response.encode(head_only=False))
-        self.close()
+    def _write(self, data: bytes) -> None:
+        assert self._transport is not None
+        self._transport.write(data)
+
+    def _refuse(self, refusal: _Refusal) -> None:
+        """Queue the server's own answer after those already due, then stop reading."""
+        if self._refused:
+            return
+        self._refused = True
+        self._incoming = None
+        document: dict[str, object] = {"error": refusal.message}
+        if refusal.limit is not None:
+            document["limit"] = refusal.limit
+        response = Response(
+            refusal.status,
+            json.dumps(document).encode(),
+            headers=self._server.error_headers,
+            content_type=JSON,
+        )
+        self._waiting.append(_Queued(None, False, response))
+        self.update_reading()
+        if not self._busy:
+            self._next()
+
+    def update_reading(self) -> None:
+        """Read from the client only while this connection and the server can take more."""
+        if self._transport is None or self._closing:
+            return
+        paused = (
+            self._refused
+            or self._writing_paused
+            or len(self._waiting) >= MAX_QUEUED_REQUESTS
+            or self._offset < len(self._unread)
+            or self._server.overloaded
+        )
+        if paused == self._reading_paused:
+            return
+        self._reading_paused = paused
+        if paused:
+            self._transport.pause_reading()
+        else:
+            self._transport.resume_reading()
+
+    def sweep(self, now: float) -> None:
+        """Close an idle connection after IDLE_SECONDS; refuse a request sent too slowly."""
+        incoming = self._incoming
+        if incoming is not None and not self._refused:
+            if now - incoming.started > REQUEST_READ_SECONDS:
+                self._refuse(
+                    _Refusal(
+                        408,
+                        f"the request was not complete within {REQUEST_READ_SECONDS:g} seconds",
+                    )
+                )
+        elif self.idle and now - self.idle_since > IDLE_SECONDS:
+            self.close()
 
     def close(self) -> None:
         self._closing = True
@@ -240,8 +449,27 @@ class HttpServer:
         self.error_headers = error_headers
         self.connections: set[_Connection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
+        self._overloaded = False
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def overloaded(self) -> bool:
+        """Whether the server has stopped reading requests because its owner cannot keep up."""
+        return self._overloaded
+
+    @overloaded.setter
+    def overloaded(self, value: bool) -> None:
+        if value == self._overloaded:
+            return
+        self._overloaded = value
+        log.warning(
+            "overloaded: not reading new requests until the backlog shrinks"
+            if value
+            else "no longer overloaded: reading requests again"
+        )
+        for connection in list(self.connections):
+            connection.update_reading()
 
     async def start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
@@ -251,13 +479,12 @@ class HttpServer:
         self._sweeper = loop.create_task(self._sweep())
 
     async def _sweep(self) -> None:
-        """Close connections idle for IDLE_SECONDS (one timer for all, not one per request)."""
+        """Time out slow requests and idle connections (one timer for all, not one per request)."""
         while True:
-            await asyncio.sleep(IDLE_SECONDS / 10)
-            limit = time.monotonic() - IDLE_SECONDS
+            await asyncio.sleep(_SWEEP_SECONDS)
+            now = time.monotonic()
             for connection in list(self.connections):
-                if connection.idle and connection.idle_since < limit:
-                    connection.close()
+                connection.sweep(now)
 
     async def stop(self, grace: float) -> None:
         """Stop listening, let answers in progress finish for up to `grace` s, close the rest."""

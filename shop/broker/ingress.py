@@ -17,7 +17,7 @@ from shop.broker.admission import BadPath, broker_of_path, pass_through_headers
 from shop.broker.http_server import JSON, Request, Response
 from shop.broker.metrics import BrokerMetrics
 from shop.broker.routes import Routes
-from shop.broker.store import StoreError
+from shop.broker.store import StoreError, Unstorable
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,8 @@ class Ingress:
             await self._acceptor.accept(broker, event, pass_through_headers(request.headers))
         except Refused as refused:
             return self._refuse(broker.key, refused)
+        except Unstorable as error:
+            return self._refuse(broker.key, Refused(400, str(error)))
         except StoreError as error:
             # The Kafka broker answers 503 when its write fails; the producer should retry.
             return self._refuse(broker.key, Refused(503, f"the event could not be stored: {error}"))

@@ -59,6 +59,21 @@ class _Parts:
     server: HttpServer
 
 
+_LOAD_CHECK_SECONDS = 0.05
+
+
+async def watch_load(config: BrokerConfig, parts: _Parts) -> None:
+    """Tell the HTTP server to stop reading while deliveries or commits fall behind."""
+    server, dispatcher, writer = parts.server, parts.dispatcher, parts.writer
+    while True:
+        await asyncio.sleep(_LOAD_CHECK_SECONDS)
+        share = 0.8 if server.overloaded else 1.0
+        server.overloaded = (
+            dispatcher.unfinished() > config.max_unfinished_deliveries * share
+            or writer.waiting > config.max_waiting_accepts * share
+        )
+
+
 def _assemble(config: BrokerConfig, routes: Routes, loop: asyncio.AbstractEventLoop) -> _Parts:
     try:
         connection = connect(config.database, config.synchronous)
@@ -96,6 +111,7 @@ def _assemble(config: BrokerConfig, routes: Routes, loop: asyncio.AbstractEventL
 async def serve(config: BrokerConfig, routes: Routes, stop: asyncio.Event) -> None:
     """Run the broker until `stop` is set, then shut it down in order."""
     parts = _assemble(config, routes, asyncio.get_running_loop())
+    watcher = asyncio.create_task(watch_load(config, parts))
     try:
         await parts.server.start(config.host, config.port)
         log.info(
@@ -106,6 +122,7 @@ async def serve(config: BrokerConfig, routes: Routes, stop: asyncio.Event) -> No
         await stop.wait()
         log.info("stopping")
     finally:
+        watcher.cancel()
         await parts.server.stop(SHUTDOWN_GRACE_SECONDS)
         await parts.dispatcher.stop()
         await parts.sender.close()

@@ -14,7 +14,7 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -97,10 +97,16 @@ _DEAD_LETTERS = (
 # module caches their prepared statements) and a batch takes few statements. 64 rows of 11
 # columns stay under the 999 variables of older SQLite builds.
 _CHUNKS = (64, 32, 16, 8, 4, 2, 1)
+# How long outcome records wait before another try when the store could not take them.
+RETRY_SECONDS = 0.5
 
 
 class StoreError(RuntimeError):
     """The store could not commit; accepted requests waiting on it must not get their 202."""
+
+
+class Unstorable(ValueError):
+    """One event the store cannot take (its other writes went in): refused, not retried."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +252,8 @@ class Writer:
         self._gathered: list[tuple[object, ...]] = []
         self._scheduled = False
         self._in_flight = False
+        #: Accepted events queued or being committed, whose producers wait for their answer.
+        self.waiting = 0
         self._next_seq = (
             int(connection.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]) + 1
         )
@@ -265,8 +273,17 @@ class Writer:
     def accept(self, envelope: Envelope, triggers: tuple[str, ...]) -> asyncio.Future[Envelope]:
         """Queue an accepted event and its pending deliveries; the future resolves after commit."""
         future: asyncio.Future[Envelope] = self._loop.create_future()
-        # The row is built here, on the loop, so the writer thread needs the GIL for little.
-        self._put(("accept", envelope, envelope.row(), triggers, future))
+        # The row is built here, on the loop, so the writer thread needs the GIL for little, and
+        # checked, so that what SQLite cannot take is refused before it joins a batch.
+        try:
+            row = envelope.row()
+            for value in row:
+                if isinstance(value, str):
+                    value.encode("utf-8")
+        except (ValueError, TypeError) as error:
+            raise Unstorable(f"the broker cannot store this event: {error}") from None
+        self._put(("accept", envelope, row, triggers, future))
+        self.waiting += 1
         return future
 
     def record(
@@ -302,67 +319,145 @@ class Writer:
             self._write(batch)
 
     def _write(self, batch: Sequence[tuple[Any, ...]]) -> None:
-        accepted: list[tuple[Envelope, tuple[str, ...], asyncio.Future[Envelope]]] = []
-        events: list[tuple[object, ...]] = []
-        deliveries: list[tuple[object, ...]] = []
-        attempts: list[tuple[object, ...]] = []
-        dead_letters: list[tuple[object, ...]] = []
+        """Commit a batch at once; if that fails, each write alone, so one cannot fail another."""
         seq = self._next_seq
+        writes: list[_Rows] = []
         for item in batch:
-            if item[0] == "accept":
-                _, envelope, row, triggers, future = item
-                envelope.seq = seq
-                events.append((seq, *row))
-                deliveries.extend(
-                    (seq, trigger, "pending", 0, None, None, None, None) for trigger in triggers
-                )
-                accepted.append((envelope, triggers, future))
-                seq += 1
+            rows = _Rows.of(item, seq)
+            seq += rows.accepted is not None
+            writes.append(rows)
+        try:
+            self._commit(writes)
+        except Exception:
+            log.warning("a group commit of %d writes failed; writing each alone", len(writes))
+            self._write_each(writes)
+            return
+        self._next_seq = seq
+        self._loop.call_soon_threadsafe(self._done, writes, ())
+
+    def _write_each(self, writes: list[_Rows]) -> None:
+        """One transaction per write: a bad row is refused alone, store trouble delays the rest."""
+        seq = self._next_seq
+        retry: list[tuple[object, ...]] = []
+        for rows in writes:
+            if rows.accepted is not None:
+                rows.renumber(seq)
+            try:
+                self._commit([rows])
+            except sqlite3.OperationalError as error:
+                # The store's own trouble (disk full, I/O error): not the event's fault.
+                log.error("the broker store cannot write: %s", error)
+                rows.error = StoreError(str(error))
+                if rows.accepted is None:
+                    retry.append(rows.item)
+            except Exception as error:
+                log.exception("a write the store cannot take was refused alone")
+                rows.error = Unstorable(f"the broker cannot store this event: {error}")
             else:
-                _, attempt, delivery, dead_letter = item
-                if attempt is not None:
-                    attempts.append(attempt)
-                if delivery is not None:
-                    deliveries.append(delivery)
-                if dead_letter is not None:
-                    dead_letters.append(dead_letter)
+                seq += rows.accepted is not None
+        self._next_seq = seq
+        self._loop.call_soon_threadsafe(self._done, writes, tuple(retry))
+
+    def _commit(self, writes: Sequence[_Rows]) -> None:
         connection = self._connection
         try:
             connection.execute("BEGIN")
-            _insert(connection, _EVENTS, events)
-            _insert(connection, _DELIVERIES, deliveries)
-            _insert(connection, _ATTEMPTS, attempts)
-            _insert(connection, _DEAD_LETTERS, dead_letters)
+            for statement, rows in (
+                (_EVENTS, [row for write in writes for row in write.events]),
+                (_DELIVERIES, [row for write in writes for row in write.deliveries]),
+                (_ATTEMPTS, [row for write in writes for row in write.attempts]),
+                (_DEAD_LETTERS, [row for write in writes for row in write.dead_letters]),
+            ):
+                _insert(connection, statement, rows)
             connection.execute("COMMIT")
-        except Exception as error:
-            # Whatever went wrong, the thread must go on and the waiting requests get a 503.
-            log.exception("the broker store could not commit %d writes", len(batch))
+        except BaseException:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
-            self._loop.call_soon_threadsafe(self._done, accepted, StoreError(str(error)))
-            return
-        self._next_seq = seq
-        self._loop.call_soon_threadsafe(self._done, accepted, None)
+            raise
 
-    def _done(
-        self,
-        accepted: list[tuple[Envelope, tuple[str, ...], asyncio.Future[Envelope]]],
-        error: StoreError | None,
-    ) -> None:
-        """On the loop, after a batch: answer its waiters, start its deliveries, send the next."""
+    def _done(self, writes: list[_Rows], retry: tuple[tuple[object, ...], ...]) -> None:
+        """On the loop, after a batch: answer its waiters, start its deliveries, send the next.
+
+        Outcome records the store could not take for its own trouble go round again, after a
+        pause: they are the journal of deliveries that happened.
+        """
         self._in_flight = False
-        if error is None:
-            if accepted:
-                self._on_committed([(envelope, triggers) for envelope, triggers, _ in accepted])
-            for envelope, _, future in accepted:
-                if not future.done():
-                    future.set_result(envelope)
-        else:
-            for _, _, future in accepted:
-                if not future.done():
-                    future.set_exception(error)
+        committed = [
+            (rows.accepted.envelope, rows.accepted.triggers)
+            for rows in writes
+            if rows.accepted is not None and rows.error is None
+        ]
+        if committed:
+            self._on_committed(committed)
+        for rows in writes:
+            accepted = rows.accepted
+            if accepted is None:
+                continue
+            self.waiting -= 1
+            if accepted.future.done():
+                continue
+            if rows.error is None:
+                accepted.future.set_result(accepted.envelope)
+            else:
+                accepted.future.set_exception(rows.error)
+        if retry:
+            self._loop.call_later(RETRY_SECONDS, self._requeue, retry)
         if self._gathered:
             self._hand_over()
+
+    def _requeue(self, items: tuple[tuple[object, ...], ...]) -> None:
+        self._gathered[:0] = items
+        if not self._scheduled and not self._in_flight:
+            self._scheduled = True
+            self._loop.call_soon(self._hand_over)
+
+
+@dataclass(slots=True)
+class _Accepted:
+    envelope: Envelope
+    row: tuple[object, ...]
+    triggers: tuple[str, ...]
+    future: asyncio.Future[Envelope]
+
+
+@dataclass(slots=True)
+class _Rows:
+    """The rows one queued write adds, and how writing them went."""
+
+    item: tuple[object, ...]
+    accepted: _Accepted | None = None
+    events: list[tuple[object, ...]] = field(default_factory=list)
+    deliveries: list[tuple[object, ...]] = field(default_factory=list)
+    attempts: list[tuple[object, ...]] = field(default_factory=list)
+    dead_letters: list[tuple[object, ...]] = field(default_factory=list)
+    error: Exception | None = None
+
+    @classmethod
+    def of(cls, item: tuple[Any, ...], seq: int) -> _Rows:
+        rows = cls(item)
+        if item[0] == "accept":
+            _, envelope, row, triggers, future = item
+            rows.accepted = _Accepted(envelope, row, triggers, future)
+            rows.renumber(seq)
+            return rows
+        _, attempt, delivery, dead_letter = item
+        if attempt is not None:
+            rows.attempts.append(attempt)
+        if delivery is not None:
+            rows.deliveries.append(delivery)
+        if dead_letter is not None:
+            rows.dead_letters.append(dead_letter)
+        return rows
+
+    def renumber(self, seq: int) -> None:
+        """Give the accepted event `seq` (its rows are built anew)."""
+        accepted = self.accepted
+        assert accepted is not None
+        accepted.envelope.seq = seq
+        self.events = [(seq, *accepted.row)]
+        self.deliveries = [
+            (seq, trigger, "pending", 0, None, None, None, None) for trigger in accepted.triggers
+        ]
 
 
 def _insert(connection: sqlite3.Connection, prefix: str, rows: list[tuple[object, ...]]) -> None:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from shop.broker.config import DEFAULT_CONCURRENCY, DEFAULT_PORT, BrokerConfig
+from shop.broker.config import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_PORT,
+    MAX_UNFINISHED_DELIVERIES,
+    BrokerConfig,
+)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -49,6 +54,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "group commit)"
         ),
     )
+    parser.add_argument(
+        "--max-unfinished",
+        type=int,
+        default=MAX_UNFINISHED_DELIVERIES,
+        help="unfinished deliveries held in memory before the ingress stops reading requests",
+    )
     parser.add_argument("--log-level", default="INFO")
     parser.set_defaults(func=_run)
 
@@ -65,6 +76,7 @@ def _run(args: argparse.Namespace) -> int:
             endpoints=args.endpoints,
             concurrency=args.concurrency,
             synchronous=args.sync,
+            max_unfinished_deliveries=args.max_unfinished,
             log_level=args.log_level.upper(),
         )
     )

@@ -6,10 +6,12 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
 from services.kit.http_binding import WireEvent
 from shop.broker.envelope import Envelope
 from shop.broker.journal import Journal
-from shop.broker.store import DeliveryState, Writer, connect, load_pending
+from shop.broker.store import DeliveryState, Unstorable, Writer, connect, load_pending
 
 
 def envelope(n: int) -> Envelope:
@@ -90,3 +92,78 @@ def test_outcomes_finish_deliveries_and_recovery_finds_the_rest(tmp_path: Path) 
     assert detail["data"] == {"n": 1}
     assert detail["attempts"][0]["outcome"] == "delivered"
     assert journal.events(after=events[0]["seq"], limit=5)[0]["id"] == "e2"
+
+
+def attempt_row(seq: int, trigger: str) -> tuple[object, ...]:
+    return (
+        seq,
+        trigger,
+        1,
+        "subscriber",
+        "http://x",
+        time.time(),
+        1.0,
+        202,
+        "delivered",
+        None,
+        None,
+    )
+
+
+def test_a_write_sqlite_cannot_take_is_refused_alone_and_the_rest_of_its_batch_commits(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "broker.db"
+
+    async def run() -> tuple[list[object], list[int]]:
+        connection = connect(database, "normal")
+        committed: list[int] = []
+        writer = Writer(
+            connection,
+            asyncio.get_running_loop(),
+            lambda batch: committed.extend(e.seq for e, _ in batch),
+        )
+        writer.start()
+        first = await writer.accept(envelope(0), ("shop/a",))
+        # One batch: valid events, outcome records, and an event whose row SQLite refuses (an
+        # integer beyond 64 bits), all handed over in the same turn of the loop.
+        poison = envelope(99)
+        poison.parent_seq = 2**70
+        waiting = [writer.accept(envelope(n), ("shop/a",)) for n in range(1, 6)]
+        writer.record(
+            attempt=attempt_row(first.seq, "shop/a"),
+            delivery=DeliveryState(first.seq, "shop/a", "delivered", 1),
+        )
+        waiting.insert(3, writer.accept(poison, ("shop/a",)))
+        waiting += [writer.accept(envelope(n), ("shop/a",)) for n in range(6, 9)]
+        results = await asyncio.gather(*waiting, return_exceptions=True)
+        writer.stop()
+        connection.close()
+        return results, committed
+
+    results, committed = asyncio.run(run())
+    refused = [result for result in results if isinstance(result, Exception)]
+    assert len(refused) == 1 and isinstance(refused[0], Unstorable)
+    stored = [result.seq for result in results if isinstance(result, Envelope)]
+    assert stored == list(range(2, 10))  # consecutive: the refused event took no number
+    assert sorted(committed) == [1, *stored]
+    journal = Journal(database)
+    assert [e["id"] for e in journal.events()] == ["e0", *(f"e{n}" for n in range(1, 9))]
+    detail = journal.event(1)
+    assert detail is not None and detail["attempts"][0]["outcome"] == "delivered"
+    assert detail["deliveries"] == [{"trigger": "shop/a", "state": "delivered", "attempts": 1}]
+
+
+def test_an_event_that_cannot_be_written_as_utf8_is_refused_before_it_joins_a_batch(
+    tmp_path: Path,
+) -> None:
+    async def run() -> None:
+        connection = connect(tmp_path / "broker.db", "normal")
+        writer = Writer(connection, asyncio.get_running_loop(), lambda batch: None)
+        bad = envelope(1)
+        bad.event.attributes["subject"] = "\ud800"
+        with pytest.raises(Unstorable):
+            writer.accept(bad, ("shop/a",))
+        connection.close()
+
+    asyncio.run(run())
