@@ -10,23 +10,25 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from services.kit.http_binding import WireEvent
 
 
-@dataclass(frozen=True)
+@dataclass
 class Entry:
-    """One event as the viewer received it: its place in the sequence and when it came."""
+    """One event as the viewer received it: its place in the sequence and when it came.
+
+    An event is one entry however often it is delivered (a retry, a redelivery: same source
+    and id); `deliveries` counts them.
+    """
 
     seq: int
     received_at: float
     event: WireEvent
-    # Another delivery of an event (same source and id) still in the buffer: a retry or a
-    # redelivery, shown as such rather than hidden.
-    duplicate: bool = False
+    deliveries: int = 1
 
 
 @dataclass(frozen=True)
@@ -49,32 +51,34 @@ class EventHistory:
         self._capacity = capacity
         self._clock = clock
         self._entries: deque[Entry] = deque()
-        self._keys: Counter[tuple[str, str]] = Counter()
+        self._by_key: dict[tuple[str, str], Entry] = {}
         self._last_seq = 0
         self._dropped = 0
         self._closed = False
         self._changed = threading.Condition()
 
     def append(self, event: WireEvent) -> Entry:
-        """Keep `event` as the newest entry, dropping the oldest when full; wake the waiters."""
+        """Keep `event` as the newest entry, dropping the oldest when full; wake the waiters.
+
+        An event already in the buffer (same source and id) is not added again: its entry
+        counts one more delivery.
+        """
         key = (event.source, event.id)
         with self._changed:
+            known = self._by_key.get(key)
+            if known is not None:
+                known.deliveries += 1
+                return known
             self._last_seq += 1
-            entry = Entry(self._last_seq, self._clock(), event, duplicate=self._keys[key] > 0)
+            entry = Entry(self._last_seq, self._clock(), event)
             self._entries.append(entry)
-            self._keys[key] += 1
+            self._by_key[key] = entry
             if len(self._entries) > self._capacity:
                 oldest = self._entries.popleft()
-                self._forget(oldest)
+                del self._by_key[(oldest.event.source, oldest.event.id)]
                 self._dropped += 1
             self._changed.notify_all()
         return entry
-
-    def _forget(self, entry: Entry) -> None:
-        key = (entry.event.source, entry.event.id)
-        self._keys[key] -= 1
-        if self._keys[key] <= 0:
-            del self._keys[key]
 
     def status(self) -> HistoryStatus:
         with self._changed:

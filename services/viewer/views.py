@@ -22,7 +22,7 @@ def entry_json(entry: Entry) -> dict[str, Any]:
     body: dict[str, Any] = {
         "seq": entry.seq,
         "received_at": iso(entry.received_at),
-        "duplicate": entry.duplicate,
+        "deliveries": entry.deliveries,
         "id": event.id,
         "type": event.type,
         "source": event.source,

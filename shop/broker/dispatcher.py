@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -65,8 +65,10 @@ class TriggerDispatcher:
         acceptor: Acceptor,
         recorder: OutcomeRecorder,
         default_timeout: float,
+        count: Callable[[int], None],
     ) -> None:
         self.route = route
+        self._count = count
         self._broker = broker
         self._sender = sender
         self._acceptor = acceptor
@@ -97,7 +99,13 @@ class TriggerDispatcher:
     def submit(self, delivery: Delivery, delay: float = 0.0) -> None:
         """Take on a new delivery, now or after `delay` seconds."""
         self.unfinished += 1
+        self._count(1)
         self._schedule(delivery, delay)
+
+    def _finished(self) -> None:
+        """A delivery reached its final outcome (delivered, dead-lettered or kept)."""
+        self.unfinished -= 1
+        self._count(-1)
 
     def _schedule(self, delivery: Delivery, delay: float) -> None:
         if delay <= 0:
@@ -155,7 +163,7 @@ class TriggerDispatcher:
             result,
         )
         if result.ok:
-            self.unfinished -= 1
+            self._finished()
             self._recorder.delivered(attempt, reply_seq)
             return
         self._failed(delivery, attempt, failed_at)
@@ -202,7 +210,7 @@ class TriggerDispatcher:
         failure = Failure(destination, result.status, result.body)
         why = "not retryable" if not is_retryable(result.status) else "no retries left"
         if self.route.dead_letter_url is None:
-            self.unfinished -= 1
+            self._finished()
             self._recorder.kept(
                 attempt,
                 f"delivery failed ({why}) and the trigger has no dead-letter sink",
@@ -258,7 +266,7 @@ class TriggerDispatcher:
             result,
         )
         if result.ok:
-            self.unfinished -= 1
+            self._finished()
             self._recorder.dead_lettered(attempt)
             return
         wait = self._retry_wait(attempt.number, result)
@@ -280,7 +288,7 @@ class TriggerDispatcher:
             )
             self._schedule(delivery, wait)
             return
-        self.unfinished -= 1
+        self._finished()
         self._recorder.kept(
             attempt,
             f"the dead-letter sink failed too ({result.error})",
@@ -305,6 +313,14 @@ class Dispatcher:
         self._routes = routes
         self._sender = sender
         self._default_timeout = default_timeout
+        self._unfinished = 0
+        #: Called whenever the number of unfinished deliveries changes (backpressure).
+        self.on_load: Callable[[], None] | None = None
+
+    def _count(self, delta: int) -> None:
+        self._unfinished += delta
+        if self.on_load is not None:
+            self.on_load()
 
     def start(self, acceptor: Acceptor, recorder: OutcomeRecorder) -> None:
         """Start every trigger's workers; replies go back in through `acceptor`."""
@@ -317,6 +333,7 @@ class Dispatcher:
                     acceptor=acceptor,
                     recorder=recorder,
                     default_timeout=self._default_timeout,
+                    count=self._count,
                 )
                 trigger.start()
                 self._triggers[route.key] = trigger
@@ -330,7 +347,7 @@ class Dispatcher:
 
     def unfinished(self) -> int:
         """Unfinished deliveries of every trigger: what the dispatcher holds in memory."""
-        return sum(trigger.unfinished for trigger in self._triggers.values())
+        return self._unfinished
 
     def committed(self, accepted: Iterable[tuple[Envelope, tuple[str, ...]]]) -> None:
         """Start delivering events the store has just committed."""

@@ -8,9 +8,9 @@ module only frames requests and answers:
 - answers go out strictly in request order: a request the server refuses itself (too large,
   unreadable, too slow) is answered after every request before it on the connection, and then
   the connection is closed;
-- backpressure: a connection stops being read while too many of its requests wait for answers,
-  while the client does not read what it was sent (`pause_writing`), and while the server as a
-  whole is told it is overloaded (`HttpServer.overloaded`);
+- backpressure: a connection stops being read while too many of its requests wait for answers
+  (the handler may take its time: the broker's ingress waits while deliveries fall behind) and
+  while the client does not read what it was sent (`pause_writing`);
 - limits (`services.kit.limits`): the URL (414), the head's size and field count (431), the body
   (413, refused from Content-Length before it is sent), the time to send a whole request (408);
 - `Expect: 100-continue` is answered only when the request is next in line and within limits.
@@ -400,7 +400,6 @@ class _Connection(asyncio.Protocol):
             or self._writing_paused
             or len(self._waiting) >= MAX_QUEUED_REQUESTS
             or self._offset < len(self._unread)
-            or self._server.overloaded
         )
         if paused == self._reading_paused:
             return
@@ -449,27 +448,8 @@ class HttpServer:
         self.error_headers = error_headers
         self.connections: set[_Connection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
-        self._overloaded = False
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
-
-    @property
-    def overloaded(self) -> bool:
-        """Whether the server has stopped reading requests because its owner cannot keep up."""
-        return self._overloaded
-
-    @overloaded.setter
-    def overloaded(self, value: bool) -> None:
-        if value == self._overloaded:
-            return
-        self._overloaded = value
-        log.warning(
-            "overloaded: not reading new requests until the backlog shrinks"
-            if value
-            else "no longer overloaded: reading requests again"
-        )
-        for connection in list(self.connections):
-            connection.update_reading()
 
     async def start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 
 from services.kit.http_binding import Mode, WireEvent, content_mode, parse_request
 from services.kit.spec import InvalidEvent
@@ -33,10 +34,17 @@ _UNKNOWN = "unknown"
 class Ingress:
     """The handler for every request that is not a GET of one of the broker's own endpoints."""
 
-    def __init__(self, routes: Routes, acceptor: Acceptor, metrics: BrokerMetrics) -> None:
+    def __init__(
+        self,
+        routes: Routes,
+        acceptor: Acceptor,
+        metrics: BrokerMetrics,
+        room: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._routes = routes
         self._acceptor = acceptor
         self._metrics = metrics
+        self._room = room
 
     async def handle(self, request: Request) -> Response:
         if request.method == "OPTIONS":
@@ -56,6 +64,8 @@ class Ingress:
         broker = self._routes.broker(namespace, name)
         if broker is None:
             return self._refuse(_UNKNOWN, Refused(404, f"broker {namespace}/{name} does not exist"))
+        if self._room is not None:
+            await self._room()
         try:
             await self._acceptor.accept(broker, event, pass_through_headers(request.headers))
         except Refused as refused:

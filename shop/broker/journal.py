@@ -7,7 +7,6 @@ side by side.
 
 from __future__ import annotations
 
-import base64
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -15,6 +14,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from services.kit.http_binding import WireEvent, to_structured_document
+from services.kit.spec import Attributes
 
 MAX_LIMIT = 1000
 
@@ -65,7 +67,7 @@ class Journal:
                 (seq,),
             ).fetchall()
         document = _summary(row[:9], deliveries)
-        document.update(_data(row[9], document["attributes"].get("datacontenttype")))
+        document.update(_data(row[9], document["attributes"]))
         document["headers"] = [list(pair) for pair in json.loads(row[10])] if row[10] else []
         document["attempts"] = [
             {
@@ -172,19 +174,10 @@ def _summary(row: Sequence[Any], deliveries: list[dict[str, Any]]) -> dict[str, 
     }
 
 
-def _data(data: bytes | None, content_type: object) -> dict[str, Any]:
-    if data is None:
-        return {}
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return {"data_base64": base64.b64encode(data).decode("ascii")}
-    if content_type is None or "json" in str(content_type):
-        try:
-            return {"data": json.loads(text)}
-        except ValueError:
-            pass
-    return {"data": text}
+def _data(data: bytes | None, attributes: Attributes) -> dict[str, Any]:
+    """The event's data as the structured format carries it: JSON, text, or base64."""
+    document = to_structured_document(WireEvent(attributes, data))
+    return {key: document[key] for key in ("data", "data_base64") if key in document}
 
 
 def _iso(epoch: float) -> str:

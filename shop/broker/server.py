@@ -59,19 +59,45 @@ class _Parts:
     server: HttpServer
 
 
-_LOAD_CHECK_SECONDS = 0.05
+class Backpressure:
+    """Holds producers back while deliveries or commits fall behind: bounded memory, no loss.
 
+    Above a bound the ingress waits before it takes an event (the request stays unanswered;
+    once a connection has MAX_QUEUED_REQUESTS waiting, it is not read any more); below four
+    fifths of the bound it takes events again. Health, metrics and the journal keep answering.
+    """
 
-async def watch_load(config: BrokerConfig, parts: _Parts) -> None:
-    """Tell the HTTP server to stop reading while deliveries or commits fall behind."""
-    server, dispatcher, writer = parts.server, parts.dispatcher, parts.writer
-    while True:
-        await asyncio.sleep(_LOAD_CHECK_SECONDS)
-        share = 0.8 if server.overloaded else 1.0
-        server.overloaded = (
-            dispatcher.unfinished() > config.max_unfinished_deliveries * share
-            or writer.waiting > config.max_waiting_accepts * share
+    def __init__(self, config: BrokerConfig, dispatcher: Dispatcher, writer: Writer) -> None:
+        self._config = config
+        self._dispatcher = dispatcher
+        self._writer = writer
+        self._room = asyncio.Event()
+        self._room.set()
+        dispatcher.on_load = writer.on_load = self.check
+
+    @property
+    def overloaded(self) -> bool:
+        return not self._room.is_set()
+
+    def check(self) -> None:
+        share = 0.8 if self.overloaded else 1.0
+        overloaded = (
+            self._dispatcher.unfinished() > self._config.max_unfinished_deliveries * share
+            or self._writer.waiting > self._config.max_waiting_accepts * share
         )
+        if overloaded == self.overloaded:
+            return
+        if overloaded:
+            log.warning("overloaded: new events wait until deliveries catch up")
+            self._room.clear()
+        else:
+            log.warning("no longer overloaded: taking new events again")
+            self._room.set()
+
+    async def room(self) -> None:
+        """Return once the broker may take another event."""
+        if not self._room.is_set():
+            await self._room.wait()
 
 
 def _assemble(config: BrokerConfig, routes: Routes, loop: asyncio.AbstractEventLoop) -> _Parts:
@@ -94,7 +120,9 @@ def _assemble(config: BrokerConfig, routes: Routes, loop: asyncio.AbstractEventL
     if resumed:
         log.info("resuming %d unfinished deliveries from %s", resumed, config.database)
     api = ObservabilityApi(routes, Journal(config.database), metrics)
-    ingress = Ingress(routes, acceptor, metrics)
+    backpressure = Backpressure(config, dispatcher, writer)
+    backpressure.check()
+    ingress = Ingress(routes, acceptor, metrics, backpressure.room)
 
     async def handle(request: Request) -> Response:
         if request.method == "GET":
@@ -111,7 +139,6 @@ def _assemble(config: BrokerConfig, routes: Routes, loop: asyncio.AbstractEventL
 async def serve(config: BrokerConfig, routes: Routes, stop: asyncio.Event) -> None:
     """Run the broker until `stop` is set, then shut it down in order."""
     parts = _assemble(config, routes, asyncio.get_running_loop())
-    watcher = asyncio.create_task(watch_load(config, parts))
     try:
         await parts.server.start(config.host, config.port)
         log.info(
@@ -122,7 +149,6 @@ async def serve(config: BrokerConfig, routes: Routes, stop: asyncio.Event) -> No
         await stop.wait()
         log.info("stopping")
     finally:
-        watcher.cancel()
         await parts.server.stop(SHUTDOWN_GRACE_SECONDS)
         await parts.dispatcher.stop()
         await parts.sender.close()

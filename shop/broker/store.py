@@ -254,6 +254,8 @@ class Writer:
         self._in_flight = False
         #: Accepted events queued or being committed, whose producers wait for their answer.
         self.waiting = 0
+        #: Called whenever `waiting` changes (backpressure).
+        self.on_load: Callable[[], None] | None = None
         self._next_seq = (
             int(connection.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]) + 1
         )
@@ -284,6 +286,8 @@ class Writer:
             raise Unstorable(f"the broker cannot store this event: {error}") from None
         self._put(("accept", envelope, row, triggers, future))
         self.waiting += 1
+        if self.on_load is not None:
+            self.on_load()
         return future
 
     def record(
@@ -400,6 +404,8 @@ class Writer:
                 accepted.future.set_result(accepted.envelope)
             else:
                 accepted.future.set_exception(rows.error)
+        if self.on_load is not None:
+            self.on_load()
         if retry:
             self._loop.call_later(RETRY_SECONDS, self._requeue, retry)
         if self._gathered:

@@ -38,8 +38,8 @@ def line_of(event: dict[str, Any]) -> str:
     if subject is not None:
         parts.append(f"subject={subject}")
     parts.append(f"id={event['id']}")
-    if event.get("duplicate"):
-        parts.append("(again)")
+    if event.get("deliveries", 1) > 1:
+        parts.append(f"(delivered {event['deliveries']} times)")
     return "  ".join(parts)
 
 

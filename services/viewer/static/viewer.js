@@ -175,7 +175,7 @@ function eventRow(event, fresh = false) {
     onclick: () => selectEvent(event.seq),
   },
   el("td", { title: event.received_at }, clock(event.received_at)),
-  el("td", {}, typeChip(event.type), event.duplicate ? el("span", { class: "dup", title: "another delivery of an event already in the list" }, "again") : null),
+  el("td", {}, typeChip(event.type), event.deliveries > 1 ? el("span", { class: "dup", title: "delivered more than once (same source and id)" }, `×${event.deliveries}`) : null),
   el("td", { title: event.source }, event.source),
   el("td", { title: event.subject || "" }, event.subject || ""),
   el("td", { title: event.id }, event.id));
@@ -212,7 +212,7 @@ function renderDetail(event) {
     : el("p", { class: "muted" }, "none");
   pane.replaceChildren(
     el("h2", {}, typeChip(event.type)),
-    el("p", { class: "muted" }, `received ${event.received_at}`, event.duplicate ? " · delivered again" : ""),
+    el("p", { class: "muted" }, `received ${event.received_at}`, event.deliveries > 1 ? ` · delivered ${event.deliveries} times` : ""),
     event.subject
       ? el("p", {}, "subject ", el("span", { class: "link mono", onclick: () => { selectTab("timeline"); showTimeline(event.subject); } }, event.subject), el("span", { class: "muted" }, " (timeline)"))
       : null,

@@ -249,18 +249,6 @@ def test_answers_wait_while_the_client_does_not_read_them() -> None:
         assert len(HANDLED) == 40
 
 
-def test_an_overloaded_server_reads_no_requests_until_it_recovers() -> None:
-    with running_server() as (port, server, loop):
-        loop.call_soon_threadsafe(setattr, server, "overloaded", True)
-        time.sleep(0.1)
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-            sock.sendall(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
-            time.sleep(0.3)
-            assert HANDLED == []
-            loop.call_soon_threadsafe(setattr, server, "overloaded", False)
-            assert b"GET /x? 0" in sock.recv(1000)
-
-
 def test_a_request_sent_too_slowly_gets_408(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("shop.broker.http_server.REQUEST_READ_SECONDS", 0.5)
     monkeypatch.setattr("shop.broker.http_server._SWEEP_SECONDS", 0.1)

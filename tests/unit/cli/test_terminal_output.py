@@ -55,10 +55,10 @@ def test_one_event_per_line() -> None:
         "source": "/shop/order",
         "subject": "o-1",
         "id": "e-1",
-        "duplicate": True,
+        "deliveries": 2,
     }
-    assert (
-        line_of(event) == "10:00:00.123  order.created  /shop/order  subject=o-1  id=e-1  (again)"
+    assert line_of(event) == (
+        "10:00:00.123  order.created  /shop/order  subject=o-1  id=e-1  (delivered 2 times)"
     )
 
 
