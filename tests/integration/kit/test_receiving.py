@@ -180,3 +180,48 @@ def test_every_event_gets_one_json_log_line_with_stable_keys(tmp_path: Path) -> 
     assert replied["duration_ms"] >= 0 and replied["level"] == "info"
     assert (retried["outcome"], retried["status"], retried["level"]) == ("retry", 503, "warning")
     assert len([line for line in lines if line.get("event_id") == "logged-1"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [("ce-time", "2018-04-05T17:31:00Z%0A"), ("ce-source", "%0A"), ("ce-subject", "a%00b")],
+)
+def test_percent_encoded_control_characters_are_a_400_not_a_500(
+    kit_url: str, header: str, value: str
+) -> None:
+    headers, body = binary_request("io.cloudevents.test", {})
+    headers[header] = value
+    response = requests.post(kit_url, data=body, headers=headers, timeout=5)
+    assert response.status_code == 400
+    assert response.json()["attribute"] == header[3:]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"specversion":"1.0","id":"1","source":"/s","type":"io.cloudevents.test","data":'
+        + b"[" * 5000
+        + b"]" * 5000
+        + b"}",
+        b"[" * 100_000,
+        b'{"specversion":"1.0","id":"1","source":"/s","type":"io.cloudevents.test","data":"\\ud800"}',
+        b'{"specversion":"1.0","id":"1","source":"/s","type":"io.cloudevents.test","data":NaN}',
+    ],
+)
+def test_hostile_structured_json_is_a_short_400(kit_url: str, body: bytes) -> None:
+    response = requests.post(
+        kit_url, data=body, headers={"Content-Type": "application/cloudevents+json"}, timeout=5
+    )
+    assert response.status_code == 400
+    assert response.headers["Content-Type"] == "application/json"
+    assert len(response.content) < 300
+
+
+def test_binary_json_data_nested_too_deeply_is_a_400_naming_data(kit_url: str) -> None:
+    headers, _ = binary_request("io.cloudevents.test", {})
+    response = requests.post(kit_url, data=b"[" * 70 + b"]" * 70, headers=headers, timeout=5)
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "data nests arrays and objects deeper than 64 levels",
+        "attribute": "data",
+    }

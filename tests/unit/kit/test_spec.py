@@ -121,3 +121,54 @@ def test_invalid_event_names_the_problem_as_json() -> None:
 )
 def test_attribute_text_is_the_canonical_string_form(value: object, text: str) -> None:
     assert attribute_text(value) == text  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "\n",
+        "a\nb",
+        "x\x00",
+        "tab\t",
+        "\x7f",
+        "\x85",
+        "\u009f",
+        "\ud800",
+        "a\udfffb",
+        "\ufdd0",
+        "\ufffe",
+        "\U0001ffff",
+        "\U0010fffe",
+    ],
+)
+@pytest.mark.parametrize("name", ["source", "subject", "type", "id", "myext"])
+def test_string_attributes_refuse_control_characters_noncharacters_and_surrogates(
+    name: str, value: str
+) -> None:
+    error = invalid(**{name: value if name != "source" else f"/s{value}"})
+    assert error.attribute == name
+    assert "U+" in error.message
+
+
+@pytest.mark.parametrize("value", ["ü", "€ x", "\u00a0", "\U0001f600", "\ufdcf", "\ufdf0"])
+def test_other_unicode_characters_are_fine_in_strings(value: str) -> None:
+    check_attributes({**MINIMAL, "subject": value, "ext": value})
+
+
+@pytest.mark.parametrize("name", ["time", "dataschema", "datacontenttype", "specversion"])
+def test_a_trailing_newline_never_passes_a_format_check(name: str) -> None:
+    valid = {
+        "time": "2018-04-05T17:31:00Z",
+        "dataschema": "urn:x",
+        "datacontenttype": "text/plain",
+        "specversion": "1.0",
+    }[name]
+    assert invalid(**{name: valid + "\n"}).attribute == name
+
+
+def test_an_error_quotes_a_long_value_only_in_part() -> None:
+    error = invalid(time="x" * 100_000)
+    assert len(error.message) < 200 and "100000 characters" in error.message
+    assert len(str(error.to_json())) < 300
+    long_name = "a" * 10_000
+    assert len(str(invalid(**{long_name: 1.5}).to_json())) < 300
