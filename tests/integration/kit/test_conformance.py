@@ -13,6 +13,7 @@ import requests
 import yaml
 
 from services.kit.http_binding import parse_request
+from services.kit.strings import string_problem
 from tests.conftest import shared_path
 
 CASE_FILES = {
@@ -140,13 +141,7 @@ def templates() -> list[Any]:
     return found
 
 
-@pytest.mark.parametrize(("template", "mode"), templates())
-def test_conformance_tool_templates_are_accepted(
-    kit_url: str, template: dict[str, Any] | None, mode: str
-) -> None:
-    if template is None:
-        shared_path("conformance", "cloudevents")
-        return
+def template_request(template: dict[str, Any], mode: str) -> tuple[dict[str, str], bytes]:
     attributes = dict(template["ContextAttributes"])
     extensions = attributes.pop("Extensions", {}) or {}
     data = template.get("Data", "")
@@ -156,14 +151,49 @@ def test_conformance_tool_templates_are_accepted(
         content_type = attributes.get("datacontenttype", "application/json")
         document["data"] = json.loads(data) if "json" in content_type else data
         headers = {"Content-Type": "application/cloudevents+json", **transport}
-        body = json.dumps(document).encode()
-    else:
-        headers = {f"ce-{k}": quote(v, safe="") for k, v in {**attributes, **extensions}.items()}
-        headers.pop("ce-datacontenttype", None)
-        headers["Content-Type"] = attributes.get("datacontenttype", "application/json")
-        headers.update(transport)
-        body = data.encode()
+        return headers, json.dumps(document).encode()
+    headers = {f"ce-{k}": quote(v, safe="") for k, v in {**attributes, **extensions}.items()}
+    headers.pop("ce-datacontenttype", None)
+    headers["Content-Type"] = attributes.get("datacontenttype", "application/json")
+    headers.update(transport)
+    return headers, data.encode()
+
+
+def rule_breakers(template: dict[str, Any]) -> set[str]:
+    """The attributes whose template value is not a CloudEvents String.
+
+    The templates write an extension as a YAML block scalar (`|`), which keeps the final newline:
+    a control character, which CloudEvents 1.0.2 forbids in any String.
+    """
+    attributes = dict(template["ContextAttributes"])
+    extensions = attributes.pop("Extensions", {}) or {}
+    return {name for name, value in {**attributes, **extensions}.items() if string_problem(value)}
+
+
+def without_final_newlines(template: dict[str, Any]) -> dict[str, Any]:
+    """The template as a block scalar written `|-` would give it."""
+    attributes = dict(template["ContextAttributes"])
+    extensions = {k: v.rstrip("\n") for k, v in (attributes.pop("Extensions", {}) or {}).items()}
+    attributes = {k: v.rstrip("\n") for k, v in attributes.items()}
+    return {**template, "ContextAttributes": {**attributes, "Extensions": extensions}}
+
+
+@pytest.mark.parametrize(("template", "mode"), templates())
+def test_conformance_tool_templates(
+    kit_url: str, template: dict[str, Any] | None, mode: str
+) -> None:
+    """Each template is taken; one whose value breaks the String rule is refused, naming it."""
+    if template is None:
+        shared_path("conformance", "cloudevents")
+        return
+    breakers = rule_breakers(template)
+    headers, body = template_request(template, mode)
     response = requests.post(kit_url, data=body, headers=headers, timeout=10)
+    if breakers:
+        assert response.status_code == 400, response.text
+        assert response.json()["attribute"] in breakers
+        headers, body = template_request(without_final_newlines(template), mode)
+        response = requests.post(kit_url, data=body, headers=headers, timeout=10)
     assert response.status_code == 202, response.text
 
 
