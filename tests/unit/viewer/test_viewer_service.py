@@ -237,3 +237,39 @@ def test_settings_are_read_from_the_environment() -> None:
     assert (
         ViewerConfig.from_env({"K_SINK": "http://k/", "BROKER_URL": "x"}).broker_url == "http://k/"
     )
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "shown"),
+    [
+        (None, b"not json at all", {"data_base64": "bm90IGpzb24gYXQgYWxs"}),
+        ("text/plain", "grüß".encode(), {"data": "grüß"}),
+        ("application/octet-stream", b"\x00\xffabc", {"data_base64": "AP9hYmM="}),
+        ("application/octet-stream", b"utf-8 bytes", {"data_base64": "dXRmLTggYnl0ZXM="}),
+        ("application/json", b"{broken", {"data_base64": "e2Jyb2tlbg=="}),
+        ("application/json", b"[" * 100 + b"]" * 100, {"data_base64": "W1tb"}),
+    ],
+)
+def test_every_valid_event_is_taken_whatever_its_data(
+    viewer: Flask, content_type: str | None, body: bytes, shown: dict[str, str]
+) -> None:
+    client = viewer.test_client()
+    headers, _ = to_binary(wire_event("t", id="d"))
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    response = client.post("/", headers=headers, data=body)
+    assert response.status_code == 202, response.get_json()
+    (event,) = events(client)
+    key, value = next(iter(shown.items()))
+    assert event[key].startswith(value)
+    other = "data" if key == "data_base64" else "data_base64"
+    assert other not in event
+
+
+def test_a_redelivered_event_is_listed_once_with_its_delivery_count(viewer: Flask) -> None:
+    client = viewer.test_client()
+    for _ in range(3):
+        deliver(client, "t", {"a": 1}, id="same")
+    deliver(client, "t", {"a": 1}, id="same", source="/other")
+    listed = events(client)
+    assert [(e["source"], e["deliveries"]) for e in listed] == [("/other", 1), ("/tests", 3)]
