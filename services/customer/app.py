@@ -16,6 +16,7 @@ from services.customer.handlers import handlers
 from services.events import load_catalog
 from services.kit import KitConfig, NewEvent, RequestError, create_service, current_service
 from services.kit.api import BodySchema, json_response
+from services.kit.strings import quote
 
 SERVICE = "customer"
 
@@ -84,12 +85,14 @@ def show_user(user_id: str) -> Response:
     with current_service().transaction() as tx:
         user = store.find_user(tx.connection, user_id)
     if user is None:
-        raise RequestError(404, f"no user {user_id!r}")
+        raise RequestError(404, f"no user {quote(user_id)}")
     return json_response(200, _view(user))
 
 
 def _email_taken(email: str) -> RequestError:
-    return RequestError(409, f"a user with email {email!r} is registered already", field="email")
+    return RequestError(
+        409, f"a user with email {quote(email)} is registered already", field="email"
+    )
 
 
 def _view(user: store.User) -> dict[str, Any]:

@@ -14,10 +14,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError, best_match
+from jsonschema.exceptions import SchemaError
 
 from services.kit import SchemaRegistry
+from services.kit.json_schema import Schema
 
 SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas"
 SCHEMA_URN_PREFIX = "urn:shop:schema:"
@@ -100,15 +100,14 @@ def _read_entry(path: Path) -> EventType:
         if not isinstance(schema.get(key), str) or not schema[key].strip():
             raise CatalogError(f"{path}: {key!r} must be a non-empty string")
     try:
-        Draft202012Validator.check_schema(schema)
+        validator = Schema(schema)
     except SchemaError as error:
         raise CatalogError(f"{path}: not a valid draft 2020-12 schema: {error.message}") from error
     examples = schema.get("examples")
     if not isinstance(examples, list) or not examples:
         raise CatalogError(f"{path}: 'examples' must list at least one valid example")
-    validator = Draft202012Validator(schema)
     for index, example in enumerate(examples):
-        problem = best_match(validator.iter_errors(example))
+        problem = validator.problem(example)
         if problem is not None:
             raise CatalogError(f"{path}: examples[{index}] is invalid: {problem.message}")
     return EventType(

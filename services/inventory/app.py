@@ -14,6 +14,7 @@ from services.inventory import store
 from services.inventory.handlers import handlers
 from services.kit import KitConfig, RequestError, create_service, current_service
 from services.kit.api import BodySchema, json_response
+from services.kit.strings import quote
 
 SERVICE = "inventory"
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -48,7 +49,7 @@ def show_stock(sku: str) -> Response:
     with current_service().transaction() as tx:
         found = store.find_stock(tx.connection, sku)
     if found is None:
-        raise RequestError(404, f"no stock of sku {sku!r}")
+        raise RequestError(404, f"no stock of sku {quote(sku)}")
     return json_response(200, _view(found))
 
 
@@ -71,7 +72,7 @@ def set_stock(sku: str) -> Response:
 def _check_sku(sku: str) -> None:
     if not re.fullmatch(SKU_PATTERN, sku):
         raise RequestError(
-            400, f"sku {sku!r} must be 1-64 letters, digits, '.', '_' or '-'", field="sku"
+            400, f"sku {quote(sku)} must be 1-64 letters, digits, '.', '_' or '-'", field="sku"
         )
 
 

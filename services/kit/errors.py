@@ -17,14 +17,19 @@ class RetryLater(Exception):
 class RequestError(Exception):
     """A client mistake in an HTTP API call: answered with `status` and a JSON body."""
 
-    def __init__(self, status: int, error: str, field: str | None = None) -> None:
+    def __init__(
+        self, status: int, error: str, field: str | None = None, limit: Any = None
+    ) -> None:
         super().__init__(error)
         self.status = status
         self.error = error
         self.field = field
+        self.limit = limit
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"error": self.error}
         if self.field is not None:
             body["field"] = self.field
+        if self.limit is not None:
+            body["limit"] = self.limit
         return body

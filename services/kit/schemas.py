@@ -6,19 +6,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
+from services.kit.json_schema import Problem, Schema
 
 
 class DataError(ValueError):
     """Event data that does not match the schema of its type."""
 
-    def __init__(self, event_type: str, error: ValidationError) -> None:
-        location = "/".join(str(part) for part in error.absolute_path) or "(root)"
-        super().__init__(
-            f"data of {event_type!r} does not match its schema at {location}: {error.message}"
-        )
-        self.location = location
+    def __init__(self, event_type: str, problem: Problem) -> None:
+        super().__init__(f"data of {event_type!r} does not match its schema: {problem.message}")
+        self.location = problem.field or "(root)"
 
 
 @dataclass(frozen=True)
@@ -26,7 +22,7 @@ class TypeSchema:
     """The schema of one event type and the URI that `dataschema` points at."""
 
     uri: str
-    validator: Draft202012Validator
+    validator: Schema
 
 
 class SchemaRegistry:
@@ -35,9 +31,8 @@ class SchemaRegistry:
     def __init__(self, schemas: Mapping[str, Mapping[str, Any]]) -> None:
         self._types: dict[str, TypeSchema] = {}
         for event_type, schema in schemas.items():
-            Draft202012Validator.check_schema(schema)
             uri = str(schema.get("$id") or f"urn:shop:schema:{event_type}")
-            self._types[event_type] = TypeSchema(uri, Draft202012Validator(schema))
+            self._types[event_type] = TypeSchema(uri, Schema(schema))
 
     def uri(self, event_type: str) -> str | None:
         schema = self._types.get(event_type)
@@ -48,9 +43,9 @@ class SchemaRegistry:
         schema = self._types.get(event_type)
         if schema is None:
             return
-        error = best_match(schema.validator.iter_errors(data))
-        if error is not None:
-            raise DataError(event_type, error)
+        problem = schema.validator.problem(data)
+        if problem is not None:
+            raise DataError(event_type, problem)
 
     def __contains__(self, event_type: object) -> bool:
         return event_type in self._types

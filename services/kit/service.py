@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeAlias, TypeVar, cast
 import sqlalchemy as sa
 from cloudevents.core.v1.event import CloudEvent
 from flask import Flask, Response, current_app, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from services.kit import idempotency, outbox
 from services.kit.api import json_response
@@ -326,7 +326,11 @@ def current_service() -> Service:
 
 
 def _http_error(error: HTTPException) -> Response:
-    response = json_response(error.code or 500, {"error": error.description})
+    body: dict[str, Any] = {"error": error.description}
+    if isinstance(error, RequestEntityTooLarge):
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        body = {"error": f"the body exceeds {limit} bytes", "limit": limit}
+    response = json_response(error.code or 500, body)
     if error.code == 405 and error.valid_methods:  # type: ignore[attr-defined]
         response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
     return response

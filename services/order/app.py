@@ -13,6 +13,7 @@ from flask import Blueprint, Flask, Response
 from services.events import load_catalog
 from services.kit import KitConfig, NewEvent, RequestError, create_service, current_service
 from services.kit.api import BodySchema, json_response
+from services.kit.strings import quote
 from services.order import store
 from services.order.handlers import handlers
 
@@ -111,7 +112,7 @@ def _lines(raw: list[dict[str, Any]]) -> list[store.Line]:
     for index, line in enumerate(raw):
         if line["sku"] in seen:
             raise RequestError(
-                400, f"sku {line['sku']!r} appears in more than one line", f"lines/{index}/sku"
+                400, f"sku {quote(line['sku'])} appears in more than one line", f"lines/{index}/sku"
             )
         seen.add(line["sku"])
         # JSON Schema counts 2.0 as an integer: store it as one.
@@ -122,7 +123,7 @@ def _lines(raw: list[dict[str, Any]]) -> list[store.Line]:
 def _view(connection: sa.Connection, order_id: str) -> dict[str, Any]:
     order = store.find_order(connection, order_id)
     if order is None:
-        raise RequestError(404, f"no order {order_id!r}")
+        raise RequestError(404, f"no order {quote(order_id)}")
     return {
         "id": order.id,
         "status": order.status,

@@ -34,6 +34,7 @@ from services.kit import KitConfig, RequestError, create_service
 from services.kit.api import json_response
 from services.kit.config import ConfigError
 from services.kit.spec import InvalidEvent
+from services.kit.strings import quote
 from services.viewer import sending
 from services.viewer.handlers import HISTORY, handlers
 from services.viewer.history import EventHistory
@@ -99,9 +100,9 @@ def _positive(env: Mapping[str, str], name: str, default: N, kind: Callable[[str
     try:
         value = kind(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be a positive number, not {raw!r}") from None
+        raise ConfigError(f"{name} must be a positive number, not {quote(raw)}") from None
     if value <= 0:
-        raise ConfigError(f"{name} must be a positive number, not {raw!r}")
+        raise ConfigError(f"{name} must be a positive number, not {quote(raw)}")
     return value
 
 
@@ -346,7 +347,7 @@ def _integer(name: str, default: int) -> int:
     if raw is None or raw == "":
         return default
     if not raw.isdigit():
-        raise RequestError(400, f"{name} must be a whole number, not {raw!r}", name)
+        raise RequestError(400, f"{name} must be a whole number, not {quote(raw)}", name)
     return int(raw)
 
 

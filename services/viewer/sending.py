@@ -36,7 +36,8 @@ SEND_FORM = BodySchema(
             "mode": {"enum": ["binary", "structured"]},
         },
         "additionalProperties": False,
-    }
+    },
+    free_text=["data"],
 )
 
 

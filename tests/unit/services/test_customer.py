@@ -73,12 +73,14 @@ def test_concurrent_registrations_of_one_email_create_one_user(customer: Running
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"email": "ada@example.com"}, None),
+        ({"email": "ada@example.com"}, "name"),
         ({"name": "", "email": "ada@example.com"}, "name"),
         ({"name": "   ", "email": "ada@example.com"}, "name"),
         ({"name": "Ada", "email": "not-an-address"}, "email"),
         ({"name": "Ada", "email": "ada@localhost"}, "email"),
-        ({"name": "Ada", "email": "ada@example.com", "admin": True}, None),
+        ({"name": "Ada", "email": "ada@example.com", "admin": True}, "admin"),
+        ({"name": "Ada\n", "email": "ada@example.com"}, "name"),
+        ({"name": "Ada", "email": "ada@example.com\n"}, "email"),
         ({"name": 7, "email": "ada@example.com"}, "name"),
     ],
 )
@@ -108,3 +110,37 @@ def test_an_unknown_user_is_a_404(customer: RunningService) -> None:
 def test_customer_consumes_no_events(customer: RunningService) -> None:
     delivery = customer.send("order.created", {"order_id": "o-1"})
     assert delivery.status == 400
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "x" * 100_000, "email": "ada@example.com"}, "name"),
+        ({"name": "Ada", "email": "ada@example.com", "x" * 100_000: 1}, "x" * 40 + "..."),
+        ({"name": "\ud800", "email": "ada@example.com"}, None),
+    ],
+    ids=["long-name", "long-key", "lone-surrogate"],
+)
+def test_an_error_names_the_field_in_a_short_body(
+    customer: RunningService, body: dict[str, Any], field: str | None
+) -> None:
+    response = customer.client.post(
+        "/users", data=json.dumps(body), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert len(response.data) < 300, response.data[:300]
+    assert response.get_json().get("field") == field
+
+
+def test_deeply_nested_json_is_a_400_naming_the_depth_limit(customer: RunningService) -> None:
+    body = (
+        '{"name": "Ada", "email": "ada@example.com", "extra": '
+        + "[" * 100_000
+        + "]" * 100_000
+        + "}"
+    )
+    response = customer.client.post(
+        "/users", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert "64 levels" in response.get_json()["error"]

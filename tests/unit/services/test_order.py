@@ -115,7 +115,9 @@ def test_placing_an_order_emits_order_created_with_what_consumers_need(
         ),
         ({"currency": "eur"}, "currency"),
         ({"payment_token": ""}, "payment_token"),
-        ({"coupon": "FREE"}, None),
+        ({"coupon": "FREE"}, "coupon"),
+        ({"currency": "EUR\n"}, "currency"),
+        ({"payment_token": "tok\u0000"}, "payment_token"),
     ],
 )
 def test_an_invalid_order_is_a_400_naming_the_field_and_emits_nothing(

@@ -76,7 +76,7 @@ def test_text_data_goes_as_it_was_typed(viewer: Flask, broker: RecordingSink) ->
         ({"type": "t", "extensions": {"Bad-Name": "x"}}, "Bad-Name"),
         ({"type": "t", "source": "not a uri ref with spaces%"}, "source"),
         ({"type": "t", "mode": "carrier-pigeon"}, "mode"),
-        ({"source": "/x"}, None),
+        ({"source": "/x"}, "type"),
     ],
 )
 def test_a_form_that_cannot_be_a_valid_event_is_a_400_naming_the_field(
