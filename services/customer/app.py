@@ -16,6 +16,7 @@ from services.customer.handlers import handlers
 from services.events import load_catalog
 from services.kit import KitConfig, NewEvent, RequestError, create_service, current_service
 from services.kit.api import BodySchema, json_response
+from services.kit.openapi import ERROR, LOCATION, Operation, Reply, describe
 from services.kit.strings import quote
 
 SERVICE = "customer"
@@ -48,7 +49,34 @@ NEW_USER = BodySchema(
     }
 )
 
+USER_VIEW = {
+    "type": "object",
+    "required": ["id", "name", "email", "created_at"],
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "email": {"type": "string"},
+        "created_at": {"type": "string"},
+    },
+}
+
 routes = Blueprint("customer", __name__)
+describe(
+    routes,
+    {
+        ("POST", "/users"): Operation(
+            "Register a user (user.created through the outbox)",
+            request=NEW_USER,
+            responses={
+                201: Reply(USER_VIEW, "the user", headers=LOCATION),
+                409: Reply(ERROR.schema, "the email is registered already"),
+            },
+        ),
+        ("GET", "/users/<user_id>"): Operation(
+            "A user", responses={200: Reply(USER_VIEW), 404: ERROR}
+        ),
+    },
+)
 
 
 @routes.post("/users")

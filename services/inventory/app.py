@@ -14,6 +14,7 @@ from services.inventory import store
 from services.inventory.handlers import handlers
 from services.kit import KitConfig, RequestError, create_service, current_service
 from services.kit.api import BodySchema, json_response
+from services.kit.openapi import ERROR, LOCATION, Operation, Reply, describe
 from services.kit.strings import quote
 
 SERVICE = "inventory"
@@ -40,7 +41,38 @@ SET_STOCK = BodySchema(
     }
 )
 
+_UNITS = {"type": "integer", "minimum": 0}
+STOCK_VIEW = {
+    "type": "object",
+    "required": ["sku", "available", "reserved", "sold", "stocked", "updated_at"],
+    "properties": {
+        "sku": {"type": "string"},
+        "available": _UNITS,
+        "reserved": _UNITS,
+        "sold": _UNITS,
+        "stocked": _UNITS,
+        "updated_at": {"type": "string"},
+    },
+}
+
 routes = Blueprint("inventory", __name__)
+describe(
+    routes,
+    {
+        ("GET", "/stock/<sku>"): Operation(
+            "A sku's units", responses={200: Reply(STOCK_VIEW), 404: ERROR}
+        ),
+        ("PUT", "/stock/<sku>"): Operation(
+            "Set the units available for new reservations",
+            request=SET_STOCK,
+            path={"sku": {"type": "string", "pattern": SKU_PATTERN}},
+            responses={
+                200: Reply(STOCK_VIEW, "the sku's units"),
+                201: Reply(STOCK_VIEW, "a new sku's units", headers=LOCATION),
+            },
+        ),
+    },
+)
 
 
 @routes.get("/stock/<sku>")

@@ -25,6 +25,7 @@ from services.kit.idempotency import ACCEPTED, Answer
 from services.kit.incoming import decode_data, to_cloudevent
 from services.kit.logs import OutcomeLog, configure_logging
 from services.kit.metrics import KitMetrics
+from services.kit.openapi import serve_openapi
 from services.kit.outgoing import NewEvent, build_cloudevent, to_message
 from services.kit.relay import OutboxRelay, RelaySettings
 from services.kit.schemas import EMPTY_REGISTRY, DataError, SchemaRegistry
@@ -280,8 +281,10 @@ class Service:
         app.add_url_rule("/healthz", "healthz", self._healthz)
         app.add_url_rule("/readyz", "readyz", self._readyz)
         app.add_url_rule("/metrics", "metrics", self._metrics)
+        app.add_url_rule("/openapi.json", "openapi", serve_openapi)
         app.register_error_handler(HTTPException, _http_error)
         app.register_error_handler(RequestError, _request_error)
+        app.after_request(_no_type_without_body)
         return app
 
     def _receive_through_flask(self) -> Response:
@@ -333,6 +336,13 @@ def _http_error(error: HTTPException) -> Response:
     response = json_response(error.code or 500, body)
     if error.code == 405 and error.valid_methods:  # type: ignore[attr-defined]
         response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+    return response
+
+
+def _no_type_without_body(response: Response) -> Response:
+    """Flask labels its empty answers (OPTIONS, HEAD) as HTML; an empty body has no type."""
+    if response.content_length == 0 and response.mimetype == "text/html":
+        del response.headers["Content-Type"]
     return response
 
 

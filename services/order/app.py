@@ -13,6 +13,7 @@ from flask import Blueprint, Flask, Response
 from services.events import load_catalog
 from services.kit import KitConfig, NewEvent, RequestError, create_service, current_service
 from services.kit.api import BodySchema, json_response
+from services.kit.openapi import ERROR, LOCATION, Operation, Reply, describe
 from services.kit.strings import quote
 from services.order import store
 from services.order.handlers import handlers
@@ -61,7 +62,69 @@ NEW_ORDER = BodySchema(
     }
 )
 
+_TEXT_OR_NULL = {"type": ["string", "null"]}
+_LINE = {
+    "type": "object",
+    "required": ["sku", "quantity", "unit_price"],
+    "properties": {
+        "sku": {"type": "string"},
+        "quantity": {"type": "integer"},
+        "unit_price": {"type": "integer"},
+    },
+}
+#: An order as `_view` shows it; customer_id, currency and total are null only for an order
+#: this service never placed (outcomes arrived for an unknown id).
+ORDER_VIEW = {
+    "type": "object",
+    "required": [
+        *("id", "status", "code", "reason", "customer_id", "currency", "total", "lines"),
+        *("inventory", "payment", "created_at", "updated_at", "events"),
+    ],
+    "properties": {
+        "id": {"type": "string"},
+        "status": {"enum": [store.PENDING, store.CONFIRMED, store.CANCELLED]},
+        "code": _TEXT_OR_NULL,
+        "reason": _TEXT_OR_NULL,
+        "customer_id": _TEXT_OR_NULL,
+        "currency": _TEXT_OR_NULL,
+        "total": {"type": ["integer", "null"]},
+        "lines": {"type": "array", "items": _LINE},
+        "inventory": _TEXT_OR_NULL,
+        "payment": _TEXT_OR_NULL,
+        "created_at": {"type": "string"},
+        "updated_at": {"type": "string"},
+        "events": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["direction", "type", "id", "source", "at"],
+                "properties": {
+                    "direction": {"enum": ["received", "sent"]},
+                    "type": {"type": "string"},
+                    "id": {"type": "string"},
+                    "source": {"type": "string"},
+                    "at": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
 routes = Blueprint("order", __name__)
+describe(
+    routes,
+    {
+        ("POST", "/orders"): Operation(
+            "Place an order (order.created through the outbox)",
+            request=NEW_ORDER,
+            responses={201: Reply(ORDER_VIEW, "the pending order", headers=LOCATION)},
+        ),
+        ("GET", "/orders/<order_id>"): Operation(
+            "An order: status, lines and the events seen",
+            responses={200: Reply(ORDER_VIEW), 404: ERROR},
+        ),
+    },
+)
 
 
 @routes.post("/orders")
