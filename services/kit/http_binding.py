@@ -133,6 +133,8 @@ def parse_binary(
         if not lower.startswith(HEADER_PREFIX):
             continue
         attribute = lower[len(HEADER_PREFIX) :]
+        if attribute in attributes:
+            raise repeated_header(attribute)
         if attribute == "datacontenttype":
             raise InvalidEvent(
                 "binary mode carries datacontenttype in Content-Type, not ce-datacontenttype",
@@ -144,6 +146,12 @@ def parse_binary(
         attributes["datacontenttype"] = content_type
     check_attributes(attributes)
     return WireEvent(attributes, body or None)
+
+
+def repeated_header(attribute: str) -> InvalidEvent:
+    """An attribute header sent twice: not a list (RFC 9110 5.3), and readers would disagree
+    about which one counts."""
+    return InvalidEvent(f"header {HEADER_PREFIX}{attribute} appears more than once", attribute)
 
 
 def parse_batch(body: bytes) -> list[WireEvent]:
@@ -260,6 +268,11 @@ def _load_json(body: bytes) -> Any:
     try:
         return load_json(body)
     except JsonInputError as error:
+        # An event's members are its attributes (a batch's, one level down).
+        names = [part for part in error.path[:2] if isinstance(part, str)]
+        if names and names[0] not in ("data", "data_base64"):
+            problem = str(error).split(" holds ", 1)[-1]
+            raise InvalidEvent(f"attribute {names[0]!r} holds {problem}", names[0]) from None
         raise InvalidEvent(str(error)) from None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from services.kit.limits import MAX_JSON_DEPTH
@@ -19,7 +20,15 @@ _NOT_BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[^\[\]{}"]+')
 
 
 class JsonInputError(ValueError):
-    """A document that is not acceptable JSON; the message says why, without echoing it."""
+    """A document that is not acceptable JSON; the message says why, without echoing it.
+
+    `path` is where in the document the fault is, when it is known: the keys and indexes
+    leading to it (a lone surrogate's string).
+    """
+
+    def __init__(self, message: str, path: tuple[str | int, ...] = ()) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 def load_json(text: bytes | str, *, what: str = "the body", max_depth: int = MAX_JSON_DEPTH) -> Any:
@@ -74,20 +83,22 @@ def _check_escaped_strings(value: Any, what: str) -> None:
         pass
     else:
         return
-    for text in _strings(value):
+    for path, text in _strings(value):
         problem = string_problem(text)
         if problem is not None and "surrogate" in problem:
-            raise JsonInputError(f"a string in {what} {problem}")
+            raise JsonInputError(f"a string in {what} {problem}", path)
 
 
-def _strings(value: Any) -> Any:
-    stack = [value]
+def _strings(value: Any) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Every string of a JSON value (keys too), with the path of the value it belongs to."""
+    stack: list[tuple[tuple[str | int, ...], Any]] = [((), value)]
     while stack:
-        item = stack.pop()
+        path, item = stack.pop()
         if isinstance(item, str):
-            yield item
+            yield path, item
         elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
+            for key, inner in item.items():
+                yield (*path, key), key
+                stack.append(((*path, key), inner))
         elif isinstance(item, list):
-            stack.extend(item)
+            stack.extend(((*path, index), inner) for index, inner in enumerate(item))

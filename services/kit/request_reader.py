@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import httptools
 
+from services.kit.http_binding import repeated_header
 from services.kit.limits import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_URL_BYTES
 
 # An Expect field in a complete head (a line of its own: llhttp refuses obsolete line folding).
@@ -28,11 +29,14 @@ class Refusal:
     status: int
     message: str
     limit: int | None = None
+    attribute: str | None = None
 
     def body(self) -> dict[str, object]:
         body: dict[str, object] = {"error": self.message}
         if self.limit is not None:
             body["limit"] = self.limit
+        if self.attribute is not None:
+            body["attribute"] = self.attribute
         return body
 
 
@@ -52,6 +56,7 @@ class RequestReader:
         self._body_bytes = 0
         self._expects_continue = False
         self._content_length: int | None = None
+        self._attributes: set[str] = set()
         self.head_complete = False
         self.complete = False
         self.refusal: Refusal | None = None
@@ -115,6 +120,13 @@ class RequestReader:
                 431, f"the request has more than {MAX_HEADER_COUNT} headers", MAX_HEADER_COUNT
             )
         lower = name.lower()
+        if lower.startswith(b"ce-"):
+            attribute = lower[3:].decode("latin-1")
+            if attribute in self._attributes:
+                repeated = repeated_header(attribute)
+                self.refusal = Refusal(400, repeated.message, attribute=attribute)
+                raise _Complete
+            self._attributes.add(attribute)
         if lower == b"expect" and value.strip().lower() == b"100-continue":
             self._expects_continue = True
         elif lower == b"content-length" and value.strip().isdigit():

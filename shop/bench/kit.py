@@ -123,7 +123,8 @@ def main() -> None:
     args = parser.parse_args()
     results = run(args.seconds, args.rounds, args.connections)
     print(
-        f"gunicorn: services.kit.gunicorn_conf (gthread, {os.environ.get('WEB_CONCURRENCY', '1')} "
+        "gunicorn: services.kit.gunicorn_conf (BufferingThreadWorker, "
+        f"{os.environ.get('WEB_CONCURRENCY', '1')} "
         f"worker, {os.environ.get('GUNICORN_THREADS', '8')} threads); load: {args.connections} "
         f"keep-alive connections, {args.seconds:g} s x {args.rounds} rounds, binary-mode events"
     )

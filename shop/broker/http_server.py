@@ -271,11 +271,19 @@ class _Connection(asyncio.Protocol):
             raise _Refusal(
                 431, f"the request has more than {MAX_HEADER_COUNT} headers", MAX_HEADER_COUNT
             )
+        # RFC 9110 5.5: a field value has no leading or trailing whitespace.
+        value = value.strip(b" \t")
         incoming.headers.append((name.decode("latin-1"), value.decode("utf-8", "surrogateescape")))
 
     def on_headers_complete(self) -> None:
         incoming = self._incoming
         assert incoming is not None
+        if (
+            self._parser.get_http_version() == "1.0"
+            and find_header(incoming.headers, "transfer-encoding") is not None
+        ):
+            # RFC 9112 6.1: the framing of such a message is faulty.
+            raise _Refusal(400, "an HTTP/1.0 request cannot use Transfer-Encoding")
         limit = self._server.max_body_bytes
         declared = find_header(incoming.headers, "content-length")
         if declared is not None and declared.strip().isdigit() and int(declared) > limit:

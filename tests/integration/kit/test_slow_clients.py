@@ -180,3 +180,14 @@ def test_what_gunicorn_refuses_is_answered_in_json(address: tuple[str, int]) -> 
         assert answer[0] == 400
         assert answer[1]["content-type"] == "application/json"
         assert len(answer[2]) < 200 and "error" in json.loads(answer[2])
+
+
+def test_an_attribute_header_sent_twice_is_a_400_naming_it(address: tuple[str, int]) -> None:
+    with connect(address) as sock:
+        sock.sendall(event_request(extra=b"ce-partitionkey: 1\r\nce-partitionkey: 2\r\n"))
+        (answer,) = read_answers(sock, 1)
+        assert answer[0] == 400
+        assert json.loads(answer[2]) == {
+            "error": "header ce-partitionkey appears more than once",
+            "attribute": "partitionkey",
+        }

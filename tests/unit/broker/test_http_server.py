@@ -268,3 +268,15 @@ def test_a_header_with_a_line_break_is_never_written(port: int) -> None:
     answer = exchange(port, b"GET /inject HTTP/1.1\r\nHost: x\r\n\r\n")
     assert statuses(answer) == [500]
     assert b"X-Injected" not in answer
+
+
+def test_header_values_lose_their_surrounding_whitespace(port: int) -> None:
+    answer = exchange(port, b"GET /tagged HTTP/1.1\r\nHost: x\r\nX-Tag: \t tagged \t\r\n\r\n")
+    assert b"X-Seen: tagged\r\n" in answer
+
+
+def test_an_http_1_0_request_with_transfer_encoding_is_refused(port: int) -> None:
+    raw = b"POST /x HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    answer = exchange(port, raw, expect_close=True)
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert b"HTTP/1.0 request cannot use Transfer-Encoding" in answer

@@ -14,6 +14,7 @@ from services.kit.http_binding import (
     decode_header_value,
     encode_header_value,
     event_from_json,
+    parse_binary,
     parse_request,
     to_binary,
     to_structured,
@@ -217,3 +218,17 @@ def test_a_structured_event_survives_binary_and_back() -> None:
     headers, body = to_binary(original)
     _, [again] = parse_request(headers.get("Content-Type"), headers.items(), body)
     assert again == original
+
+
+def test_an_attribute_header_sent_twice_is_refused_naming_it() -> None:
+    headers = [
+        ("ce-specversion", "1.0"),
+        ("ce-id", "1"),
+        ("ce-source", "/s"),
+        ("ce-type", "t"),
+        ("ce-partitionkey", "1"),
+        ("CE-PartitionKey", "2"),
+    ]
+    with pytest.raises(InvalidEvent) as raised:
+        parse_binary(headers, None, b"")
+    assert raised.value.attribute == "partitionkey"
