@@ -37,7 +37,11 @@ class BodySchema:
         try:
             body = load_json(request.get_data(cache=True))
         except JsonInputError as error:
-            raise RequestError(400, str(error)) from None
+            at = field_name(error.path)
+            if at is None:
+                raise RequestError(400, str(error)) from None
+            problem = str(error).split(" holds ", 1)[-1]
+            raise RequestError(400, f"a string in {at!r} holds {problem}", field=at) from None
         for field, text in _strings(body):
             if field is not None and field.split("/")[0] in self._free_text:
                 continue

@@ -33,6 +33,10 @@ HEADER_PREFIX = "ce-"
 
 # Printable ASCII except space, double quote and percent stays as it is in a header value.
 _HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in ' "%')
+# RFC 9110 5.6.4 quoted-string (the binding unescapes it before percent-decoding).
+_QUOTED_STRING = re.compile(
+    r'"((?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*)"'
+)
 _QUOTED_PAIR = re.compile(r"\\(.)")
 _JSON_MEDIA = re.compile(r"^(application|text)/json$|^[^/]+/[^/]+\+json$")
 
@@ -199,8 +203,9 @@ def event_from_json(document: Any) -> WireEvent:
 
 def decode_header_value(raw: str, attribute: str) -> str:
     """A `ce-*` header value as an attribute: unquote, percent-decode once, demand UTF-8."""
-    if len(raw) >= 2 and raw[0] == '"' and raw[-1] == '"':
-        raw = _QUOTED_PAIR.sub(r"\1", raw[1:-1])
+    quoted = _QUOTED_STRING.fullmatch(raw)
+    if quoted is not None:  # a value that is not a whole quoted-string is taken as it is
+        raw = _QUOTED_PAIR.sub(r"\1", quoted.group(1))
     if not raw.isascii():
         raise InvalidEvent(
             f"header ce-{attribute} holds characters outside ASCII; percent-encode them",

@@ -341,7 +341,12 @@ def _http_error(error: HTTPException) -> Response:
 
 def _no_type_without_body(response: Response) -> Response:
     """Flask labels its empty answers (OPTIONS, HEAD) as HTML; an empty body has no type."""
-    if response.content_length == 0 and response.mimetype == "text/html":
+    if (
+        response.mimetype == "text/html"
+        and not response.is_streamed
+        and not response.direct_passthrough
+        and response.get_data() == b""
+    ):
         del response.headers["Content-Type"]
     return response
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rfc3339_validator import validate_rfc3339
@@ -58,13 +58,33 @@ def check_attribute_name(name: str) -> None:
 
 
 def is_rfc3339_time(value: str) -> bool:
-    """A timestamp as CloudEvents demands it: RFC 3339 with seconds and an offset."""
-    return bool(validate_rfc3339(value))
+    """A timestamp as CloudEvents demands it: RFC 3339 with seconds and an offset (a leap
+    second included: 23:59:60 UTC on the last day of a month, RFC 3339 section 5.7)."""
+    if validate_rfc3339(value):
+        return True
+    leap = _leap_second_as_59(value)
+    if leap is None:
+        return False
+    utc = leap.astimezone(UTC)
+    last_day = (utc.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    return (utc.hour, utc.minute, utc.day) == (23, 59, last_day.day)
 
 
 def parse_time(value: str) -> datetime:
-    """The datetime of a valid `time` value (fractions beyond microseconds are dropped)."""
+    """The datetime of a valid `time` value (fractions beyond microseconds are dropped; a leap
+    second, which datetime cannot hold, becomes the last microsecond before it)."""
+    leap = _leap_second_as_59(value)
+    if leap is not None:
+        return leap.replace(microsecond=999999)
     return datetime.fromisoformat(value)
+
+
+def _leap_second_as_59(value: str) -> datetime | None:
+    """For a timestamp whose seconds are 60, the same timestamp at second 59; else None."""
+    if len(value) < 20 or value[17:19] != "60":
+        return None
+    shifted = value[:17] + "59" + value[19:]
+    return datetime.fromisoformat(shifted) if validate_rfc3339(shifted) else None
 
 
 def check_attributes(attributes: Mapping[str, AttributeValue]) -> None:

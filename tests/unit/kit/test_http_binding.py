@@ -232,3 +232,19 @@ def test_an_attribute_header_sent_twice_is_refused_naming_it() -> None:
     with pytest.raises(InvalidEvent) as raised:
         parse_binary(headers, None, b"")
     assert raised.value.attribute == "partitionkey"
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [
+        ('"a b"', "a b"),
+        ('"a\\"b"', 'a"b'),
+        ('""', ""),
+        ('"0\\\\\\"', '"0\\\\\\"'),  # not a whole quoted-string: taken as it is
+        ('"', '"'),
+    ],
+)
+def test_a_header_value_is_unquoted_only_when_it_is_a_whole_quoted_string(
+    raw: str, value: str
+) -> None:
+    assert decode_header_value(raw, "x") == value

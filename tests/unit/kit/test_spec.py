@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from services.kit.spec import InvalidEvent, attribute_text, check_attributes
+from services.kit.spec import (
+    InvalidEvent,
+    attribute_text,
+    check_attributes,
+    is_rfc3339_time,
+    parse_time,
+)
 
 MINIMAL = {"specversion": "1.0", "id": "1", "source": "/s", "type": "t"}
 
@@ -172,3 +178,19 @@ def test_an_error_quotes_a_long_value_only_in_part() -> None:
     assert len(str(error.to_json())) < 300
     long_name = "a" * 10_000
     assert len(str(invalid(**{long_name: 1.5}).to_json())) < 300
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        ("1990-12-31T23:59:60Z", True),
+        ("2016-12-31T18:59:60-05:00", True),
+        ("1990-06-30T23:59:60.5Z", True),
+        ("1990-06-29T23:59:60Z", False),
+        ("1990-12-31T23:58:60Z", False),
+    ],
+)
+def test_a_leap_second_is_a_timestamp_only_where_one_can_fall(value: str, valid: bool) -> None:
+    assert is_rfc3339_time(value) is valid
+    if valid:
+        assert parse_time(value).second == 59
