@@ -40,8 +40,8 @@ class BodySchema:
             at = field_name(error.path)
             if at is None:
                 raise RequestError(400, str(error)) from None
-            problem = str(error).split(" holds ", 1)[-1]
-            raise RequestError(400, f"a string in {at!r} holds {problem}", field=at) from None
+            reason = str(error).split(" holds ", 1)[-1]
+            raise RequestError(400, f"a string in {at!r} holds {reason}", field=at) from None
         for field, text in _strings(body):
             if field is not None and field.split("/")[0] in self._free_text:
                 continue
