@@ -285,6 +285,7 @@ class Service:
         app.register_error_handler(HTTPException, _http_error)
         app.register_error_handler(RequestError, _request_error)
         app.after_request(_no_type_without_body)
+        app.after_request(_webhook_handshake)
         return app
 
     def _receive_through_flask(self) -> Response:
@@ -336,6 +337,15 @@ def _http_error(error: HTTPException) -> Response:
     response = json_response(error.code or 500, body)
     if error.code == 405 and error.valid_methods:  # type: ignore[attr-defined]
         response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+    return response
+
+
+def _webhook_handshake(response: Response) -> Response:
+    """OPTIONS / is the CloudEvents webhook validation handshake (HTTP 1.1 Web Hooks for Event
+    Delivery, section 4): any origin may deliver here, at any rate, as at the broker."""
+    if request.method == "OPTIONS" and request.path == "/" and response.status_code == 200:
+        response.headers["WebHook-Allowed-Origin"] = "*"
+        response.headers["WebHook-Allowed-Rate"] = "*"
     return response
 
 

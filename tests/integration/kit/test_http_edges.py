@@ -1,4 +1,4 @@
-"""Slow, idle and malformed clients against a kit service under gunicorn, over raw sockets.
+"""Slow, idle, malformed and unusual HTTP clients against a kit service, over raw sockets.
 
 The service's worker (services/kit/worker.py) reads each request whole before a thread takes
 it: a client holding half a request costs a connection, never a thread.
@@ -191,3 +191,15 @@ def test_an_attribute_header_sent_twice_is_a_400_naming_it(address: tuple[str, i
             "error": "header ce-partitionkey appears more than once",
             "attribute": "partitionkey",
         }
+
+
+def test_options_is_the_webhook_handshake(address: tuple[str, int]) -> None:
+    response = requests.options(
+        f"http://{address[0]}:{address[1]}/",
+        headers={"WebHook-Request-Origin": "broker.example"},
+        timeout=5,
+    )
+    assert response.status_code == 200
+    assert response.headers["WebHook-Allowed-Origin"] == "*"
+    assert response.headers["WebHook-Allowed-Rate"] == "*"
+    assert "Content-Type" not in response.headers
