@@ -271,10 +271,12 @@ def to_structured(event: WireEvent) -> tuple[dict[str, str], bytes]:
 
 def _load_json(body: bytes) -> Any:
     try:
-        return load_json(body)
+        return load_json(body, unique_members=True)
     except JsonInputError as error:
         # An event's members are its attributes (a batch's, one level down).
         names = [part for part in error.path[:2] if isinstance(part, str)]
+        if names and error.repeated:
+            raise InvalidEvent(str(error), names[0]) from None
         if names and names[0] not in ("data", "data_base64"):
             problem = str(error).split(" holds ", 1)[-1]
             raise InvalidEvent(f"attribute {names[0]!r} holds {problem}", names[0]) from None

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from services.kit.limits import MAX_JSON_DEPTH
-from services.kit.strings import string_problem
+from services.kit.strings import quote, string_problem
 
 # What is left of a document once its strings and scalars are gone: the brackets alone.
 _NOT_BRACKETS = re.compile(r'"(?:[^"\\]|\\.)*"|[^\[\]{}"]+')
@@ -26,13 +26,27 @@ class JsonInputError(ValueError):
     leading to it (a lone surrogate's string).
     """
 
-    def __init__(self, message: str, path: tuple[str | int, ...] = ()) -> None:
+    def __init__(
+        self, message: str, path: tuple[str | int, ...] = (), repeated: bool = False
+    ) -> None:
         super().__init__(message)
         self.path = path
+        self.repeated = repeated  # the fault is a member name given twice
 
 
-def load_json(text: bytes | str, *, what: str = "the body", max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """The value of a JSON document from a client; JsonInputError names what is wrong."""
+def load_json(
+    text: bytes | str,
+    *,
+    what: str = "the body",
+    max_depth: int = MAX_JSON_DEPTH,
+    unique_members: bool = False,
+) -> Any:
+    """The value of a JSON document from a client; JsonInputError names what is wrong.
+
+    With `unique_members`, an object at the top (or, in a top-level array, each object in it)
+    may not repeat a member name: RFC 8259 leaves what that means to each reader, and a
+    CloudEvent whose `id` is given twice has no one `id`.
+    """
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
@@ -41,12 +55,30 @@ def load_json(text: bytes | str, *, what: str = "the body", max_depth: int = MAX
     # Counting brackets is cheap; only a document with many of them can nest too deeply.
     if text.count("[") + text.count("{") > max_depth and nesting_depth(text) > max_depth:
         raise JsonInputError(f"{what} nests arrays and objects deeper than {max_depth} levels")
+    repeated: dict[int, str] = {}
+    hook = None
+    if unique_members:
+
+        def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+            found = dict(pairs)
+            if len(found) != len(pairs):
+                repeated[id(found)] = _first_repeated(pairs)
+            return found
+
     try:
-        value = json.loads(text, parse_constant=_no_constant)
+        value = json.loads(text, parse_constant=_no_constant, object_pairs_hook=hook)
     except JsonInputError as error:
         raise JsonInputError(f"{what} is not valid JSON: {error}") from None
     except (ValueError, RecursionError) as error:
         raise JsonInputError(f"{what} is not valid JSON: {_short(error)}") from None
+    if repeated:
+        tops = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        for index, item in tops:
+            name = repeated.get(id(item)) if isinstance(item, dict) else None
+            if name is not None:
+                path: tuple[str | int, ...] = (name,) if index is None else (index, name)
+                message = f"member {quote(name)} appears more than once"
+                raise JsonInputError(message, path, repeated=True)
     if "\\u" in text:
         _check_escaped_strings(value, what)
     return value
@@ -63,6 +95,15 @@ def nesting_depth(text: str) -> int:
         elif bracket in "]}":
             depth -= 1
     return deepest
+
+
+def _first_repeated(pairs: list[tuple[str, Any]]) -> str:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            return key
+        seen.add(key)
+    raise AssertionError("no member is repeated")
 
 
 def _no_constant(name: str) -> Any:

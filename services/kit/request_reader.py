@@ -57,6 +57,7 @@ class RequestReader:
         self._expects_continue = False
         self._content_length: int | None = None
         self._attributes: set[str] = set()
+        self._repeated: str | None = None  # an attribute header sent twice (refused in a POST)
         self.head_complete = False
         self.complete = False
         self.refusal: Refusal | None = None
@@ -123,9 +124,7 @@ class RequestReader:
         if lower.startswith(b"ce-"):
             attribute = lower[3:].decode("latin-1")
             if attribute in self._attributes:
-                repeated = repeated_header(attribute)
-                self.refusal = Refusal(400, repeated.message, attribute=attribute)
-                raise _Complete
+                self._repeated = self._repeated or attribute
             self._attributes.add(attribute)
         if lower == b"expect" and value.strip().lower() == b"100-continue":
             self._expects_continue = True
@@ -134,6 +133,10 @@ class RequestReader:
 
     def on_headers_complete(self) -> None:
         self.head_complete = True
+        if self._repeated is not None and self._parser.get_method() == b"POST":
+            repeated = repeated_header(self._repeated)
+            self.refusal = Refusal(400, repeated.message, attribute=self._repeated)
+            raise _Complete
         if self._parser.get_http_version() != "1.1":
             self._expects_continue = False  # RFC 9110 10.1.1: ignored in HTTP/1.0
         if self._content_length is not None and self._content_length > MAX_BODY_BYTES:

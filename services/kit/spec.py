@@ -60,6 +60,7 @@ def check_attribute_name(name: str) -> None:
 def is_rfc3339_time(value: str) -> bool:
     """A timestamp as CloudEvents demands it: RFC 3339 with seconds and an offset (a leap
     second included: 23:59:60 UTC on the last day of a month, RFC 3339 section 5.7)."""
+    value = value.upper()  # RFC 3339 5.6: "T" and "Z" may be lower case
     if validate_rfc3339(value):
         return True
     leap = _leap_second_as_59(value)
@@ -73,6 +74,7 @@ def is_rfc3339_time(value: str) -> bool:
 def parse_time(value: str) -> datetime:
     """The datetime of a valid `time` value (fractions beyond microseconds are dropped; a leap
     second, which datetime cannot hold, becomes the last microsecond before it)."""
+    value = value.upper()
     leap = _leap_second_as_59(value)
     if leap is not None:
         return leap.replace(microsecond=999999)

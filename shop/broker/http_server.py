@@ -141,6 +141,7 @@ class _Queued:
     request: Request | None
     keep_alive: bool
     refusal: Response | None = None
+    head: bool = False  # the refused request was a HEAD: its answer has no body
 
 
 class _Refusal(Exception):
@@ -347,7 +348,7 @@ class _Connection(asyncio.Protocol):
         else:
             self.update_reading()
         if queued.refusal is not None:
-            self._write(queued.refusal.encode(head_only=False, close=True))
+            self._write(queued.refusal.encode(head_only=queued.head, close=True))
             self.close()
             return
         self._busy = True
@@ -384,6 +385,8 @@ class _Connection(asyncio.Protocol):
         if self._refused:
             return
         self._refused = True
+        # llhttp knows the method once the target began (before, it reports method 0, DELETE).
+        head = self._incoming is not None and bool(self._url) and self._method() == b"HEAD"
         self._incoming = None
         document: dict[str, object] = {"error": refusal.message}
         if refusal.limit is not None:
@@ -394,10 +397,14 @@ class _Connection(asyncio.Protocol):
             headers=self._server.error_headers,
             content_type=JSON,
         )
-        self._waiting.append(_Queued(None, False, response))
+        self._waiting.append(_Queued(None, False, response, head))
         self.update_reading()
         if not self._busy:
             self._next()
+
+    def _method(self) -> bytes:
+        method: bytes = self._parser.get_method()
+        return method
 
     def update_reading(self) -> None:
         """Read from the client only while this connection and the server can take more."""

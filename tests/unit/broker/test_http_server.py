@@ -280,3 +280,11 @@ def test_an_http_1_0_request_with_transfer_encoding_is_refused(port: int) -> Non
     answer = exchange(port, raw, expect_close=True)
     assert answer.startswith(b"HTTP/1.1 400 ")
     assert b"HTTP/1.0 request cannot use Transfer-Encoding" in answer
+
+
+def test_a_refused_head_request_gets_no_body(port: int) -> None:
+    raw = b"HEAD /x HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n"
+    answer = exchange(port, raw, expect_close=True)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ") and b"Content-Length: " in head
+    assert body == b""

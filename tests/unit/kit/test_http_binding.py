@@ -248,3 +248,35 @@ def test_a_header_value_is_unquoted_only_when_it_is_a_whole_quoted_string(
     raw: str, value: str
 ) -> None:
     assert decode_header_value(raw, "x") == value
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "attribute"),
+    [
+        (
+            "application/cloudevents+json",
+            b'{"id": "a", "specversion": "1.0", "id": "b", "source": "/s", "type": "t"}',
+            "id",
+        ),
+        (
+            "application/cloudevents-batch+json",
+            b'[{"specversion": "1.0", "id": "b", "source": "/s", "type": "t", "type": "u"}]',
+            "type",
+        ),
+    ],
+)
+def test_a_member_given_twice_is_refused_naming_it(
+    content_type: str, body: bytes, attribute: str
+) -> None:
+    with pytest.raises(InvalidEvent) as raised:
+        parse_request(content_type, [], body)
+    assert raised.value.attribute == attribute
+    assert "appears more than once" in raised.value.message
+
+
+def test_data_may_repeat_a_member_name_inside_it() -> None:
+    body = (
+        b'{"specversion": "1.0", "id": "b", "source": "/s", "type": "t", "data": {"a": 1, "a": 2}}'
+    )
+    _, (event,) = parse_request("application/cloudevents+json", [], body)
+    assert event.attributes["id"] == "b"
