@@ -17,6 +17,7 @@ import httptools
 
 from services.kit.http_binding import repeated_header
 from services.kit.limits import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_URL_BYTES
+from services.kit.spec import InvalidEvent, check_attribute_name
 
 # An Expect field in a complete head (a line of its own: llhttp refuses obsolete line folding).
 _EXPECT = re.compile(rb"\r\nexpect[ \t]*:[^\r\n]*(?=\r\n)", re.IGNORECASE)
@@ -57,7 +58,8 @@ class RequestReader:
         self._expects_continue = False
         self._content_length: int | None = None
         self._attributes: set[str] = set()
-        self._repeated: str | None = None  # an attribute header sent twice (refused in a POST)
+        # An attribute header sent twice, or not naming an attribute (refused in a POST).
+        self._fault: InvalidEvent | None = None
         self.head_complete = False
         self.complete = False
         self.refusal: Refusal | None = None
@@ -123,8 +125,16 @@ class RequestReader:
         lower = name.lower()
         if lower.startswith(b"ce-"):
             attribute = lower[3:].decode("latin-1")
-            if attribute in self._attributes:
-                self._repeated = self._repeated or attribute
+            if self._fault is None:
+                # WSGI cannot carry these faithfully (it joins repeats; gunicorn drops names
+                # with "_"): the event would be read without them, so they are refused here.
+                if attribute in self._attributes:
+                    self._fault = repeated_header(attribute)
+                else:
+                    try:
+                        check_attribute_name(attribute)
+                    except InvalidEvent as error:
+                        self._fault = error
             self._attributes.add(attribute)
         if lower == b"expect" and value.strip().lower() == b"100-continue":
             self._expects_continue = True
@@ -133,9 +143,8 @@ class RequestReader:
 
     def on_headers_complete(self) -> None:
         self.head_complete = True
-        if self._repeated is not None and self._parser.get_method() == b"POST":
-            repeated = repeated_header(self._repeated)
-            self.refusal = Refusal(400, repeated.message, attribute=self._repeated)
+        if self._fault is not None and self._parser.get_method() == b"POST":
+            self.refusal = Refusal(400, self._fault.message, attribute=self._fault.attribute)
             raise _Complete
         if self._parser.get_http_version() != "1.1":
             self._expects_continue = False  # RFC 9110 10.1.1: ignored in HTTP/1.0

@@ -203,3 +203,13 @@ def test_options_is_the_webhook_handshake(address: tuple[str, int]) -> None:
     assert response.headers["WebHook-Allowed-Origin"] == "*"
     assert response.headers["WebHook-Allowed-Rate"] == "*"
     assert "Content-Type" not in response.headers
+
+
+def test_an_attribute_header_that_wsgi_would_drop_is_a_400_naming_it(
+    address: tuple[str, int],
+) -> None:
+    with connect(address) as sock:
+        sock.sendall(event_request(extra=b"ce-snake_case: 1\r\n"))
+        (answer,) = read_answers(sock, 1)
+        assert answer[0] == 400
+        assert json.loads(answer[2])["attribute"] == "snake_case"
