@@ -54,6 +54,7 @@ class RequestReader:
         self._url_bytes = 0
         self._header_bytes = 0
         self._header_count = 0
+        self._trailer_bytes = 0
         self._body_bytes = 0
         self._expects_continue = False
         self._content_length: int | None = None
@@ -112,6 +113,13 @@ class RequestReader:
             self._refuse(414, f"the request target exceeds {MAX_URL_BYTES} bytes", MAX_URL_BYTES)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.head_complete:  # a chunked body's trailers: bounded on their own
+            self._trailer_bytes += len(name) + len(value)
+            if self._trailer_bytes > MAX_HEADER_BYTES:
+                self._refuse(
+                    431, f"the request's trailers exceed {MAX_HEADER_BYTES} bytes", MAX_HEADER_BYTES
+                )
+            return
         self._header_count += 1
         self._header_bytes += len(name) + len(value)
         if self._header_bytes > MAX_HEADER_BYTES:

@@ -132,6 +132,8 @@ class _Incoming:
     size: int = 0
     body_size: int = 0
     wants_continue: bool = False
+    head_done: bool = False  # fields after the head are a chunked body's trailers
+    trailer_size: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +265,14 @@ class _Connection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         incoming = self._incoming
         assert incoming is not None
+        if incoming.head_done:
+            # A chunked body's trailers: bounded on their own, and not kept.
+            incoming.trailer_size += len(name) + len(value)
+            if incoming.trailer_size > MAX_HEADER_BYTES:
+                raise _Refusal(
+                    431, f"the request's trailers exceed {MAX_HEADER_BYTES} bytes", MAX_HEADER_BYTES
+                )
+            return
         incoming.size += len(name) + len(value)
         if incoming.size > MAX_HEADER_BYTES:
             raise _Refusal(
@@ -279,6 +289,7 @@ class _Connection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         incoming = self._incoming
         assert incoming is not None
+        incoming.head_done = True
         if (
             self._parser.get_http_version() == "1.0"
             and find_header(incoming.headers, "transfer-encoding") is not None

@@ -84,3 +84,13 @@ def test_a_request_is_whole_only_with_its_body() -> None:
 def test_http_1_0_never_wants_100_continue() -> None:
     reader = read(b"POST / HTTP/1.0\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
     assert reader.head_complete and not reader.wants_continue
+
+
+def test_trailers_do_not_count_as_headers() -> None:
+    head = with_header_bytes(MAX_HEADER_BYTES).replace(b"GET", b"POST")[:-2]
+    reader = read(head + b"Transfer-Encoding: chunked\r\n\r\n0\r\nX-Trailer: yes\r\n\r\n")
+    # The head is over by Transfer-Encoding's 25 bytes; without it, it is exactly at the limit.
+    assert reader.refusal is not None and reader.refusal.status == 431
+    padded = with_header_bytes(MAX_HEADER_BYTES - 25).replace(b"GET", b"POST")[:-2]
+    reader = read(padded + b"Transfer-Encoding: chunked\r\n\r\n0\r\nX-Trailer: yes\r\n\r\n")
+    assert reader.refusal is None and reader.complete
