@@ -121,6 +121,7 @@ class RequestReader:
                 )
             return
         self._header_count += 1
+        value = value.strip(b" \t")  # RFC 9110 5.5: OWS is not part of a field value
         self._header_bytes += len(name) + len(value)
         if self._header_bytes > MAX_HEADER_BYTES:
             self._refuse(

@@ -273,6 +273,8 @@ class _Connection(asyncio.Protocol):
                     431, f"the request's trailers exceed {MAX_HEADER_BYTES} bytes", MAX_HEADER_BYTES
                 )
             return
+        # RFC 9110 5.5: a field value has no leading or trailing whitespace.
+        value = value.strip(b" \t")
         incoming.size += len(name) + len(value)
         if incoming.size > MAX_HEADER_BYTES:
             raise _Refusal(
@@ -282,8 +284,6 @@ class _Connection(asyncio.Protocol):
             raise _Refusal(
                 431, f"the request has more than {MAX_HEADER_COUNT} headers", MAX_HEADER_COUNT
             )
-        # RFC 9110 5.5: a field value has no leading or trailing whitespace.
-        value = value.strip(b" \t")
         incoming.headers.append((name.decode("latin-1"), value.decode("utf-8", "surrogateescape")))
 
     def on_headers_complete(self) -> None:
