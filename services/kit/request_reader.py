@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httptools
 
@@ -55,6 +56,7 @@ class RequestReader:
         self._header_bytes = 0
         self._header_count = 0
         self._trailer_bytes = 0
+        self._target = b""
         self._body_bytes = 0
         self._expects_continue = False
         self._content_length: int | None = None
@@ -109,6 +111,8 @@ class RequestReader:
 
     def on_url(self, url: bytes) -> None:
         self._url_bytes += len(url)
+        if self._url_bytes <= MAX_URL_BYTES:
+            self._target += url
         if self._url_bytes > MAX_URL_BYTES:
             self._refuse(414, f"the request target exceeds {MAX_URL_BYTES} bytes", MAX_URL_BYTES)
 
@@ -152,7 +156,8 @@ class RequestReader:
 
     def on_headers_complete(self) -> None:
         self.head_complete = True
-        if self._fault is not None and self._parser.get_method() == b"POST":
+        at_events = urlsplit(self._target).path in (b"/", b"")  # where the kit takes events
+        if self._fault is not None and self._parser.get_method() == b"POST" and at_events:
             self.refusal = Refusal(400, self._fault.message, attribute=self._fault.attribute)
             raise _Complete
         if self._parser.get_http_version() != "1.1":

@@ -243,6 +243,15 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
             if now >= deadline:
                 self._close_lingering(sock)
 
+    def _keepalive_after(self, conn: BufferedConn, keepalive: bool) -> bool:
+        """gthread drains at most 64 KiB of a body the application left unread, and closes
+        the connection beyond; here the body is in memory, so it is drained whole (within the
+        body limit and the read time, for a request that went to its thread unfinished)."""
+        if not keepalive:
+            return False
+        deadline = time.monotonic() + REQUEST_READ_SECONDS
+        return bool(conn.parser.finish_body(deadline=deadline, max_bytes=2 * MAX_BODY_BYTES))
+
     # -- errors gunicorn's parser finds ------------------------------------------------------
 
     def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: Exception) -> None:
