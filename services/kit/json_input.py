@@ -49,7 +49,8 @@ def load_json(
     """
     if isinstance(text, bytes):
         try:
-            text = text.decode("utf-8")
+            # RFC 8259 8.1: a parser may ignore a byte order mark; this one does.
+            text = text.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
         except UnicodeDecodeError as error:
             raise JsonInputError(f"{what} is not UTF-8 (byte {error.start})") from None
     # Counting brackets is cheap; only a document with many of them can nest too deeply.

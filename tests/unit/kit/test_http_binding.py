@@ -280,3 +280,9 @@ def test_data_may_repeat_a_member_name_inside_it() -> None:
     )
     _, (event,) = parse_request("application/cloudevents+json", [], body)
     assert event.attributes["id"] == "b"
+
+
+def test_a_structured_event_may_start_with_a_byte_order_mark() -> None:
+    body = b'\xef\xbb\xbf{"specversion": "1.0", "id": "b", "source": "/s", "type": "t"}'
+    _, (event,) = parse_request("application/cloudevents+json", [], body)
+    assert event.attributes["id"] == "b"
