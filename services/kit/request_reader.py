@@ -157,9 +157,8 @@ class RequestReader:
     def on_headers_complete(self) -> None:
         self.head_complete = True
         at_events = urlsplit(self._target).path in (b"/", b"")  # where the kit takes events
-        if self._fault is not None and self._parser.get_method() == b"POST" and at_events:
-            self.refusal = Refusal(400, self._fault.message, attribute=self._fault.attribute)
-            raise _Complete
+        if not (self._parser.get_method() == b"POST" and at_events):
+            self._fault = None
         if self._parser.get_http_version() != "1.1":
             self._expects_continue = False  # RFC 9110 10.1.1: ignored in HTTP/1.0
         if self._content_length is not None and self._content_length > MAX_BODY_BYTES:
@@ -171,7 +170,10 @@ class RequestReader:
             self._refuse(413, f"the body exceeds {MAX_BODY_BYTES} bytes", MAX_BODY_BYTES)
 
     def on_message_complete(self) -> None:
-        self.complete = True
+        if self._fault is not None:  # refused once the request is whole: limits come first
+            self.refusal = Refusal(400, self._fault.message, attribute=self._fault.attribute)
+        else:
+            self.complete = True
         raise _Complete
 
     def _refuse(self, status: int, message: str, limit: int) -> None:

@@ -94,3 +94,17 @@ def test_trailers_do_not_count_as_headers() -> None:
     padded = with_header_bytes(MAX_HEADER_BYTES - 25).replace(b"GET", b"POST")[:-2]
     reader = read(padded + b"Transfer-Encoding: chunked\r\n\r\n0\r\nX-Trailer: yes\r\n\r\n")
     assert reader.refusal is None and reader.complete
+
+
+def test_a_limit_is_refused_before_a_repeated_attribute_header() -> None:
+    head = b"POST / HTTP/1.1\r\nce-id: 1\r\nce-id: 1\r\n"
+    reader = read(head + b"Content-Length: %d\r\n\r\n" % (MAX_BODY_BYTES + 1))
+    assert reader.refusal is not None and reader.refusal.status == 413
+    reader = read(head + b"Content-Length: 2\r\n\r\n{}")
+    assert reader.refusal is not None and reader.refusal.status == 400
+    assert reader.refusal.attribute == "id"
+
+
+def test_repeated_attribute_headers_elsewhere_than_post_slash_are_not_the_readers_concern() -> None:
+    reader = read(b"DELETE / HTTP/1.1\r\nce-id: 1\r\nce-id: 1\r\nContent-Length: 0\r\n\r\n")
+    assert reader.refusal is None and reader.complete
