@@ -22,8 +22,9 @@ CONTEXT_ATTRIBUTES = frozenset(REQUIRED_ATTRIBUTES + OPTIONAL_ATTRIBUTES)
 
 _NAME = re.compile(r"[a-z0-9]+")
 _INT32 = range(-(2**31), 2**31)
-# RFC 7231 media-type: token "/" token *( OWS ";" OWS token "=" ( token / quoted-string ) )
-_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+# RFC 7231 media-type: token "/" token *( OWS ";" OWS token "=" ( token / quoted-string ) ),
+# with RFC 2045's token (CloudEvents names RFC 2046), which also takes "{" and "}".
+_TOKEN = r"[!#$%&'*+.^_`{|}~0-9A-Za-z-]+"
 _QUOTED = r'"(?:[^"\\]|\\.)*"'
 _MEDIA_TYPE = re.compile(
     rf"{_TOKEN}/{_TOKEN}(?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|{_QUOTED}))*[ \t]*;?[ \t]*"

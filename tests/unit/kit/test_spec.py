@@ -199,3 +199,8 @@ def test_a_leap_second_is_a_timestamp_only_where_one_can_fall(value: str, valid:
 def test_lower_case_t_and_z_are_a_timestamp() -> None:
     assert is_rfc3339_time("2024-01-01t00:00:00z")
     assert parse_time("2024-01-01t00:00:00.5z").microsecond == 500000
+
+
+def test_a_media_type_takes_rfc_2045_tokens() -> None:
+    check_attributes({**MINIMAL, "datacontenttype": "application/x-{curly}"})
+    assert invalid(datacontenttype="application/x[square]").attribute == "datacontenttype"
