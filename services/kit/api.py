@@ -38,10 +38,9 @@ class BodySchema:
             body = load_json(request.get_data(cache=True))
         except JsonInputError as error:
             at = field_name(error.path)
-            if at is None:
+            if at is None or error.problem is None:
                 raise RequestError(400, str(error)) from None
-            reason = str(error).split(" holds ", 1)[-1]
-            raise RequestError(400, f"a string in {at!r} holds {reason}", field=at) from None
+            raise RequestError(400, f"a string in {at!r} {error.problem}", field=at) from None
         for field, text in _strings(body):
             if field is not None and field.split("/")[0] in self._free_text:
                 continue

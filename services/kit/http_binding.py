@@ -277,9 +277,8 @@ def _load_json(body: bytes) -> Any:
         names = [part for part in error.path[:2] if isinstance(part, str)]
         if names and error.repeated:
             raise InvalidEvent(str(error), names[0]) from None
-        if names and names[0] not in ("data", "data_base64"):
-            problem = str(error).split(" holds ", 1)[-1]
-            raise InvalidEvent(f"attribute {names[0]!r} holds {problem}", names[0]) from None
+        if names and names[0] not in ("data", "data_base64") and error.problem is not None:
+            raise InvalidEvent(f"attribute {names[0]!r} {error.problem}", names[0]) from None
         raise InvalidEvent(str(error)) from None
 
 

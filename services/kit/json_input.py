@@ -27,11 +27,16 @@ class JsonInputError(ValueError):
     """
 
     def __init__(
-        self, message: str, path: tuple[str | int, ...] = (), repeated: bool = False
+        self,
+        message: str,
+        path: tuple[str | int, ...] = (),
+        repeated: bool = False,
+        problem: str | None = None,
     ) -> None:
         super().__init__(message)
         self.path = path
         self.repeated = repeated  # the fault is a member name given twice
+        self.problem = problem  # a string's fault, as strings.string_problem says it
 
 
 def load_json(
@@ -128,7 +133,7 @@ def _check_escaped_strings(value: Any, what: str) -> None:
     for path, text in _strings(value):
         problem = string_problem(text)
         if problem is not None and "surrogate" in problem:
-            raise JsonInputError(f"a string in {what} {problem}", path)
+            raise JsonInputError(f"a string in {what} {problem}", path, problem=problem)
 
 
 def _strings(value: Any) -> Iterator[tuple[tuple[str | int, ...], str]]:

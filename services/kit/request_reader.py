@@ -17,7 +17,17 @@ from urllib.parse import urlsplit
 import httptools
 
 from services.kit.http_binding import repeated_header
-from services.kit.limits import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_URL_BYTES
+from services.kit.limits import (
+    HEADERS_TOO_LARGE,
+    MAX_BODY_BYTES,
+    MAX_HEADER_BYTES,
+    MAX_HEADER_COUNT,
+    MAX_URL_BYTES,
+    TARGET_TOO_LONG,
+    TOO_MANY_HEADERS,
+    TRAILERS_TOO_LARGE,
+    body_too_large,
+)
 from services.kit.spec import InvalidEvent, check_attribute_name
 
 # An Expect field in a complete head (a line of its own: llhttp refuses obsolete line folding).
@@ -114,27 +124,21 @@ class RequestReader:
         if self._url_bytes <= MAX_URL_BYTES:
             self._target += url
         if self._url_bytes > MAX_URL_BYTES:
-            self._refuse(414, f"the request target exceeds {MAX_URL_BYTES} bytes", MAX_URL_BYTES)
+            self._refuse(*TARGET_TOO_LONG)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self.head_complete:  # a chunked body's trailers: bounded on their own
             self._trailer_bytes += len(name) + len(value)
             if self._trailer_bytes > MAX_HEADER_BYTES:
-                self._refuse(
-                    431, f"the request's trailers exceed {MAX_HEADER_BYTES} bytes", MAX_HEADER_BYTES
-                )
+                self._refuse(*TRAILERS_TOO_LARGE)
             return
         self._header_count += 1
         value = value.strip(b" \t")  # RFC 9110 5.5: OWS is not part of a field value
         self._header_bytes += len(name) + len(value)
         if self._header_bytes > MAX_HEADER_BYTES:
-            self._refuse(
-                431, f"the request's headers exceed {MAX_HEADER_BYTES} bytes", MAX_HEADER_BYTES
-            )
+            self._refuse(*HEADERS_TOO_LARGE)
         if self._header_count > MAX_HEADER_COUNT:
-            self._refuse(
-                431, f"the request has more than {MAX_HEADER_COUNT} headers", MAX_HEADER_COUNT
-            )
+            self._refuse(*TOO_MANY_HEADERS)
         lower = name.lower()
         if lower.startswith(b"ce-"):
             attribute = lower[3:].decode("latin-1")
@@ -162,12 +166,12 @@ class RequestReader:
         if self._parser.get_http_version() != "1.1":
             self._expects_continue = False  # RFC 9110 10.1.1: ignored in HTTP/1.0
         if self._content_length is not None and self._content_length > MAX_BODY_BYTES:
-            self._refuse(413, f"the body exceeds {MAX_BODY_BYTES} bytes", MAX_BODY_BYTES)
+            self._refuse(*body_too_large())
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
         if self._body_bytes > MAX_BODY_BYTES:
-            self._refuse(413, f"the body exceeds {MAX_BODY_BYTES} bytes", MAX_BODY_BYTES)
+            self._refuse(*body_too_large())
 
     def on_message_complete(self) -> None:
         if self._fault is not None:  # refused once the request is whole: limits come first

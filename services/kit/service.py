@@ -23,6 +23,7 @@ from services.kit.errors import RequestError, RetryLater
 from services.kit.http_binding import WireEvent
 from services.kit.idempotency import ACCEPTED, Answer
 from services.kit.incoming import decode_data, to_cloudevent
+from services.kit.limits import body_too_large
 from services.kit.logs import OutcomeLog, configure_logging
 from services.kit.metrics import KitMetrics
 from services.kit.openapi import serve_openapi
@@ -333,7 +334,8 @@ def _http_error(error: HTTPException) -> Response:
     body: dict[str, Any] = {"error": error.description}
     if isinstance(error, RequestEntityTooLarge):
         limit = current_app.config["MAX_CONTENT_LENGTH"]
-        body = {"error": f"the body exceeds {limit} bytes", "limit": limit}
+        breach = body_too_large(limit)
+        body = {"error": breach.message, "limit": breach.limit}
     response = json_response(error.code or 500, body)
     if error.code == 405 and error.valid_methods:  # type: ignore[attr-defined]
         response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]

@@ -38,7 +38,12 @@ from typing import Any
 from gunicorn.http import errors as http_errors
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
-from services.kit.limits import MAX_BODY_BYTES, MAX_URL_BYTES, REQUEST_READ_SECONDS
+from services.kit.limits import (
+    MAX_BODY_BYTES,
+    REQUEST_READ_SECONDS,
+    TARGET_TOO_LONG,
+    body_too_large,
+)
 from services.kit.request_reader import Refusal, RequestReader
 
 #: What all connections of a worker may hold in requests not yet complete.
@@ -281,11 +286,11 @@ def error_response(status: int, body: Mapping[str, object]) -> bytes:
 
 def _client_error(status: int, exc: Exception) -> str:
     if status == 414:
-        return f"the request target exceeds {MAX_URL_BYTES} bytes"
+        return TARGET_TOO_LONG.message
     if status == 431:
         return "the request's headers exceed the limits"
     if status == 413:
-        return f"the body exceeds {MAX_BODY_BYTES} bytes"
+        return body_too_large().message
     return f"the request is not valid HTTP/1.1 ({type(exc).__name__})"
 
 

@@ -33,10 +33,15 @@ from urllib.parse import parse_qsl
 import httptools
 
 from services.kit.limits import (
+    HEADERS_TOO_LARGE,
     MAX_HEADER_BYTES,
     MAX_HEADER_COUNT,
     MAX_URL_BYTES,
     REQUEST_READ_SECONDS,
+    TARGET_TOO_LONG,
+    TOO_MANY_HEADERS,
+    TRAILERS_TOO_LARGE,
+    body_too_large,
 )
 
 log = logging.getLogger(__name__)
@@ -260,7 +265,7 @@ class _Connection(asyncio.Protocol):
     def on_url(self, url: bytes) -> None:
         self._url += url
         if len(self._url) > MAX_URL_BYTES:
-            raise _Refusal(414, f"the request target exceeds {MAX_URL_BYTES} bytes", MAX_URL_BYTES)
+            raise _Refusal(*TARGET_TOO_LONG)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         incoming = self._incoming
@@ -269,21 +274,15 @@ class _Connection(asyncio.Protocol):
             # A chunked body's trailers: bounded on their own, and not kept.
             incoming.trailer_size += len(name) + len(value)
             if incoming.trailer_size > MAX_HEADER_BYTES:
-                raise _Refusal(
-                    431, f"the request's trailers exceed {MAX_HEADER_BYTES} bytes", MAX_HEADER_BYTES
-                )
+                raise _Refusal(*TRAILERS_TOO_LARGE)
             return
         # RFC 9110 5.5: a field value has no leading or trailing whitespace.
         value = value.strip(b" \t")
         incoming.size += len(name) + len(value)
         if incoming.size > MAX_HEADER_BYTES:
-            raise _Refusal(
-                431, f"the request's headers exceed {MAX_HEADER_BYTES} bytes", MAX_HEADER_BYTES
-            )
+            raise _Refusal(*HEADERS_TOO_LARGE)
         if len(incoming.headers) >= MAX_HEADER_COUNT:
-            raise _Refusal(
-                431, f"the request has more than {MAX_HEADER_COUNT} headers", MAX_HEADER_COUNT
-            )
+            raise _Refusal(*TOO_MANY_HEADERS)
         incoming.headers.append((name.decode("latin-1"), value.decode("utf-8", "surrogateescape")))
 
     def on_headers_complete(self) -> None:
@@ -299,7 +298,7 @@ class _Connection(asyncio.Protocol):
         limit = self._server.max_body_bytes
         declared = find_header(incoming.headers, "content-length")
         if declared is not None and declared.strip().isdigit() and int(declared) > limit:
-            raise _Refusal(413, f"the body exceeds {limit} bytes", limit)
+            raise _Refusal(*body_too_large(limit))
         expect = find_header(incoming.headers, "expect")
         if expect is not None and expect.strip().lower() == "100-continue":
             incoming.wants_continue = True
@@ -311,7 +310,7 @@ class _Connection(asyncio.Protocol):
         incoming.body_size += len(body)
         limit = self._server.max_body_bytes
         if incoming.body_size > limit:
-            raise _Refusal(413, f"the body exceeds {limit} bytes", limit)
+            raise _Refusal(*body_too_large(limit))
         incoming.body.append(body)
 
     def on_message_complete(self) -> None:
