@@ -2,7 +2,7 @@
 # One image per service, picked by the target:
 #   docker build --target order -t shop-order .
 # Targets: customer, order, inventory, payment, notification, deadletter, viewer. Each runs
-#   gunicorn -c python:services.kit.gunicorn_conf "services.<name>.app:create_app()"
+#   gunicorn -c python:kit.gunicorn_conf "services.<name>.app:create_app()"
 # as user 10001 and works with a read-only root file system (gunicorn's heartbeat goes to
 # /dev/shm). The chart sets the same command and args explicitly.
 #
@@ -37,14 +37,17 @@ COPY build/wheels/ /build/wheels/
 FROM wheels-${WHEELS} AS wheels
 
 # A virtual environment with the dependencies (from wheels only: no compiler is needed), then the
-# services' source, compiled.
+# source of the libraries (wire, kit, catalog) and the services, compiled.
 FROM base AS builder
 COPY --from=wheels /build /build
 RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-index --find-links /build/wheels -r /build/requirements.txt \
  && /opt/venv/bin/pip uninstall --yes pip
+COPY wire /app/wire
+COPY kit /app/kit
+COPY catalog /app/catalog
 COPY services /app/services
-RUN python3 -m compileall -q /app/services
+RUN python3 -m compileall -q /app
 
 FROM ${BASE_IMAGE} AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
@@ -58,7 +61,7 @@ WORKDIR /app
 USER 10001:10001
 EXPOSE 8080
 # Exec form: gunicorn is PID 1 and gets SIGTERM.
-ENTRYPOINT ["gunicorn", "-c", "python:services.kit.gunicorn_conf"]
+ENTRYPOINT ["gunicorn", "-c", "python:kit.gunicorn_conf"]
 
 FROM runtime AS customer
 LABEL org.opencontainers.image.title="shop-customer"

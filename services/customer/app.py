@@ -11,13 +11,13 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, Flask, Response
 
+from catalog import load_catalog
+from kit import KitConfig, NewEvent, RequestError, create_service, current_service
+from kit.api import BodySchema, json_response
+from kit.openapi import ERROR, LOCATION, Operation, Reply, describe
 from services.customer import store
 from services.customer.handlers import handlers
-from services.events import load_catalog
-from services.kit import KitConfig, NewEvent, RequestError, create_service, current_service
-from services.kit.api import BodySchema, json_response
-from services.kit.openapi import ERROR, LOCATION, Operation, Reply, describe
-from services.kit.strings import quote
+from wire.strings import quote
 
 SERVICE = "customer"
 

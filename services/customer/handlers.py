@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from services.kit import HandlerSet
+from kit import HandlerSet
 
 handlers = HandlerSet()

@@ -19,14 +19,14 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
 
+from kit import KitConfig, RequestError, create_service, current_service
+from kit.api import json_response
+from kit.config import ConfigError
 from services.deadletter import store
 from services.deadletter.handlers import handlers
 from services.deadletter.metrics import DeadLetterMetrics
 from services.deadletter.redelivery import Redeliverer
-from services.kit import KitConfig, RequestError, create_service, current_service
-from services.kit.api import json_response
-from services.kit.config import ConfigError
-from services.kit.http_binding import to_structured_document
+from wire.http_binding import to_structured_document
 
 SERVICE = "deadletter"
 MAX_LIMIT = 1000

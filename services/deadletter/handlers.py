@@ -7,8 +7,8 @@ import time
 
 from cloudevents.core.v1.event import CloudEvent
 
+from kit import HandlerSet, Transaction
 from services.deadletter import store
-from services.kit import HandlerSet, Transaction
 
 log = logging.getLogger("shop.deadletter")
 

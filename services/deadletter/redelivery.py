@@ -9,7 +9,7 @@ import requests
 from prometheus_client import Counter
 
 from services.deadletter.store import Redelivery
-from services.kit.http_binding import WireEvent, to_binary
+from wire.http_binding import WireEvent, to_binary
 
 log = logging.getLogger("shop.deadletter")
 

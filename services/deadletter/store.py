@@ -10,8 +10,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from services.kit.http_binding import WireEvent
-from services.kit.spec import Attributes
+from wire.http_binding import WireEvent
+from wire.spec import Attributes
 
 metadata = sa.MetaData()
 

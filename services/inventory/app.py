@@ -9,13 +9,13 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response
 
-from services.events import load_catalog
+from catalog import load_catalog
+from kit import KitConfig, RequestError, create_service, current_service
+from kit.api import BodySchema, json_response
+from kit.openapi import ERROR, LOCATION, Operation, Reply, describe
 from services.inventory import store
 from services.inventory.handlers import handlers
-from services.kit import KitConfig, RequestError, create_service, current_service
-from services.kit.api import BodySchema, json_response
-from services.kit.openapi import ERROR, LOCATION, Operation, Reply, describe
-from services.kit.strings import quote
+from wire.strings import quote
 
 SERVICE = "inventory"
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"

@@ -16,8 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 from cloudevents.core.v1.event import CloudEvent
 
+from kit import HandlerSet, NewEvent, RetryLater, Transaction
 from services.inventory import store
-from services.kit import HandlerSet, NewEvent, RetryLater, Transaction
 
 log = logging.getLogger("shop.inventory")
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from services.kit.database import insert_ignoring_duplicates
+from kit.database import insert_ignoring_duplicates
 
 metadata = sa.MetaData()
 

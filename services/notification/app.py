@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from flask import Blueprint, Flask, Response, request
 
-from services.events import load_catalog
-from services.kit import KitConfig, RequestError, create_service, current_service
-from services.kit.api import json_response
+from catalog import load_catalog
+from kit import KitConfig, RequestError, create_service, current_service
+from kit.api import json_response
 from services.notification import store
 from services.notification.handlers import handlers
 from services.notification.mailer import MAILER, Mailer, MailSettings, SmtpMailer

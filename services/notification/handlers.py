@@ -16,7 +16,7 @@ from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
-from services.kit import HandlerSet, NewEvent, RetryLater, Transaction
+from kit import HandlerSet, NewEvent, RetryLater, Transaction
 from services.notification import store
 from services.notification.mailer import MAILER, Mail, MailRefused, MailUnavailable
 

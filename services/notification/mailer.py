@@ -12,8 +12,8 @@ from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from typing import Protocol
 
-from services.kit import ResourceKey
-from services.kit.config import ConfigError
+from kit import ResourceKey
+from kit.config import ConfigError
 
 TLS_MODES = ("none", "starttls", "tls")
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}

@@ -10,13 +10,13 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, Flask, Response
 
-from services.events import load_catalog
-from services.kit import KitConfig, NewEvent, RequestError, create_service, current_service
-from services.kit.api import BodySchema, json_response
-from services.kit.openapi import ERROR, LOCATION, Operation, Reply, describe
-from services.kit.strings import quote
+from catalog import load_catalog
+from kit import KitConfig, NewEvent, RequestError, create_service, current_service
+from kit.api import BodySchema, json_response
+from kit.openapi import ERROR, LOCATION, Operation, Reply, describe
 from services.order import store
 from services.order.handlers import handlers
+from wire.strings import quote
 
 SERVICE = "order"
 MAX_LINES = 100

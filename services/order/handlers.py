@@ -15,7 +15,7 @@ from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
-from services.kit import HandlerSet, NewEvent, Transaction
+from kit import HandlerSet, NewEvent, Transaction
 from services.order import store
 
 log = logging.getLogger("shop.order")

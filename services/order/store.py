@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from services.kit.database import insert_ignoring_duplicates
+from kit.database import insert_ignoring_duplicates
 
 metadata = sa.MetaData()
 

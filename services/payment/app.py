@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from flask import Flask
 
-from services.events import load_catalog
-from services.kit import KitConfig, create_service
-from services.kit.config import ConfigError
+from catalog import load_catalog
+from kit import KitConfig, create_service
+from kit.config import ConfigError
 from services.payment import store
 from services.payment.handlers import handlers
 from services.payment.processor import (

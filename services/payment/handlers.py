@@ -11,7 +11,7 @@ from typing import Any
 
 from cloudevents.core.v1.event import CloudEvent
 
-from services.kit import HandlerSet, NewEvent, RetryLater, Transaction
+from kit import HandlerSet, NewEvent, RetryLater, Transaction
 from services.payment import store
 from services.payment.processor import CARD_PROCESSOR, Declined, ProcessorUnavailable
 

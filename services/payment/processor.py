@@ -22,7 +22,7 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from services.kit import ResourceKey
+from kit import ResourceKey
 
 TOKEN_OK = "tok_ok"
 TOKEN_DECLINED = "tok_declined"

@@ -12,7 +12,7 @@
                                             cluster-local; the viewer is public)
 
 `filter` is a CESQL expression or a JSON/YAML object of one Trigger filter dialect, evaluated
-here with the broker's own filter code (`services.filters`).
+here with the broker's own filter code (`wire.knative.filters`).
 """
 
 from __future__ import annotations
@@ -29,12 +29,9 @@ import requests
 from flask import Blueprint, Flask, Response, current_app, request, send_from_directory
 from prometheus_client import Gauge
 
-from services.filters import FilterError, Predicate, compile_user_filter
-from services.kit import KitConfig, RequestError, create_service
-from services.kit.api import json_response
-from services.kit.config import ConfigError
-from services.kit.spec import InvalidEvent
-from services.kit.strings import quote
+from kit import KitConfig, RequestError, create_service
+from kit.api import json_response
+from kit.config import ConfigError
 from services.viewer import sending
 from services.viewer.handlers import HISTORY, handlers
 from services.viewer.history import EventHistory
@@ -42,6 +39,9 @@ from services.viewer.stream import event_stream
 from services.viewer.topology import TopologyError, TopologyView, parse_topology_text
 from services.viewer.topology import parse_topology as parse_topology_document
 from services.viewer.views import entry_json, status_json, timeline_json
+from wire.knative.filters import FilterError, Predicate, compile_user_filter
+from wire.spec import InvalidEvent
+from wire.strings import quote
 
 SERVICE = "viewer"
 DEFAULT_HISTORY = 1000

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from cloudevents.core.v1.event import CloudEvent
 
-from services.kit import HandlerSet, ResourceKey, Transaction
+from kit import HandlerSet, ResourceKey, Transaction
 from services.viewer.history import EventHistory
 
 HISTORY: ResourceKey[EventHistory] = ResourceKey("viewer history")

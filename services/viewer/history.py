@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from services.kit.http_binding import WireEvent
+from wire.http_binding import WireEvent
 
 
 @dataclass

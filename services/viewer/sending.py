@@ -10,9 +10,9 @@ from typing import Any
 
 import requests
 
-from services.kit.api import BodySchema
-from services.kit.http_binding import WireEvent, is_json_media, to_binary, to_structured
-from services.kit.spec import Attributes, check_attributes
+from kit.api import BodySchema
+from wire.http_binding import WireEvent, is_json_media, to_binary, to_structured
+from wire.spec import Attributes, check_attributes
 
 DEFAULT_SOURCE = "/shop/viewer"
 DEFAULT_CONTENT_TYPE = "application/json"

@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from services.filters import Event
 from services.viewer.history import EventHistory
 from services.viewer.views import entry_json, status_json
+from wire.knative.filters import Event
 
 RECONNECT_MILLISECONDS = 1000
 

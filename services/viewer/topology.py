@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from services.filters.description import describe_filter
+from wire.knative.filters.description import describe_filter
 
 DEFAULT_NAMESPACE = "shop"
 DEFAULT_BROKER = "default"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from services.kit.http_binding import to_structured_document
-from services.kit.spec import CONTEXT_ATTRIBUTES
 from services.viewer.history import Entry, HistoryStatus
+from wire.http_binding import to_structured_document
+from wire.spec import CONTEXT_ATTRIBUTES
 
 
 def iso(epoch: float) -> str:

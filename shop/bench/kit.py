@@ -24,8 +24,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from services.kit.http_binding import WireEvent, to_binary
 from shop.bench.loadgen import LoadResult, closed_loop
+from wire.http_binding import WireEvent, to_binary
 
 APPS = {
     "bare flask": "shop.bench.kit_apps:bare_flask()",
@@ -62,7 +62,7 @@ def serve(app: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     gunicorn = str(Path(sys.executable).parent / "gunicorn")
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [gunicorn, "-c", "python:services.kit.gunicorn_conf", app],
+            [gunicorn, "-c", "python:kit.gunicorn_conf", app],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=out,
@@ -123,7 +123,7 @@ def main() -> None:
     args = parser.parse_args()
     results = run(args.seconds, args.rounds, args.connections)
     print(
-        "gunicorn: services.kit.gunicorn_conf (BufferingThreadWorker, "
+        "gunicorn: kit.gunicorn_conf (BufferingThreadWorker, "
         f"{os.environ.get('WEB_CONCURRENCY', '1')} "
         f"worker, {os.environ.get('GUNICORN_THREADS', '8')} threads); load: {args.connections} "
         f"keep-alive connections, {args.seconds:g} s x {args.rounds} rounds, binary-mode events"

@@ -7,7 +7,7 @@ from types import MethodType
 from cloudevents.core.v1.event import CloudEvent
 from flask import Flask, Response
 
-from services.kit import HandlerSet, KitConfig, Transaction, create_service
+from kit import HandlerSet, KitConfig, Transaction, create_service
 
 
 def bare_flask() -> Flask:

@@ -11,8 +11,6 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from services.kit.http_binding import WireEvent
-from services.kit.spec import Attributes, AttributeValue
 from shop.broker.admission import (
     ARRIVAL_ATTRIBUTE,
     TTL_ATTRIBUTE,
@@ -25,6 +23,8 @@ from shop.broker.envelope import Envelope
 from shop.broker.metrics import BrokerMetrics
 from shop.broker.routes import BrokerRoute, TriggerRoute
 from shop.broker.store import Writer
+from wire.http_binding import WireEvent
+from wire.spec import Attributes, AttributeValue
 
 log = logging.getLogger(__name__)
 

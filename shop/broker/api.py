@@ -15,7 +15,7 @@ from shop.broker.http_server import JSON, Request, Response
 from shop.broker.journal import Journal
 from shop.broker.metrics import CONTENT_TYPE, BrokerMetrics
 from shop.broker.routes import Routes, TriggerRoute
-from shop.knative import DeliverySpec
+from wire.knative import DeliverySpec
 
 PREFIX = "/_shop"
 

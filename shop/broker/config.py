@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from services.kit.limits import MAX_BODY_BYTES
+from wire.limits import MAX_BODY_BYTES
 
 Synchronous = Literal["normal", "full"]
 

@@ -2,7 +2,7 @@
 
 Each trigger has a queue and `concurrency` workers. A failed attempt does not hold a worker
 while it waits: the retry is scheduled on the loop's timer and re-queued when due. The rules
-(what is retried, how long to wait, the dead-letter extensions) come from `shop.knative`.
+(what is retried, how long to wait, the dead-letter extensions) come from `wire.knative`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from services.kit.http_binding import WireEvent, to_binary, to_structured
 from shop.broker.acceptance import Acceptor, Refused
 from shop.broker.admission import TTL_ATTRIBUTE
 from shop.broker.envelope import Envelope
@@ -25,7 +24,8 @@ from shop.broker.outcomes import DEAD_LETTER_SINK, SUBSCRIBER, Attempt, OutcomeR
 from shop.broker.routes import BrokerRoute, Routes, TriggerRoute
 from shop.broker.sender import AttemptResult, Sender
 from shop.broker.store import DeliveryState, PendingDelivery, StoreError, Unstorable
-from shop.knative import (
+from wire.http_binding import WireEvent, to_binary, to_structured
+from wire.knative import (
     add_dead_letter_extensions,
     dead_letter_extensions,
     is_retryable,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from services.kit.http_binding import WireEvent, to_binary, to_structured
 from shop.broker.admission import TTL_ATTRIBUTE, Headers
 from shop.broker.http_client import encode_headers
+from wire.http_binding import WireEvent, to_binary, to_structured
 
 
 @dataclass(slots=True)

@@ -11,7 +11,7 @@ module only frames requests and answers:
 - backpressure: a connection stops being read while too many of its requests wait for answers
   (the handler may take its time: the broker's ingress waits while deliveries fall behind) and
   while the client does not read what it was sent (`pause_writing`);
-- limits (`services.kit.limits`): the URL (414), the head's size and field count (431), the body
+- limits (`wire.limits`): the URL (414), the head's size and field count (431), the body
   (413, refused from Content-Length before it is sent), the time to send a whole request (408);
 - `Expect: 100-continue` is answered only when the request is next in line and within limits.
 """
@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl
 
 import httptools
 
-from services.kit.limits import (
+from wire.limits import (
     HEADERS_TOO_LARGE,
     MAX_HEADER_BYTES,
     MAX_HEADER_COUNT,

@@ -11,14 +11,14 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 
-from services.kit.http_binding import Mode, WireEvent, content_mode, parse_request
-from services.kit.spec import InvalidEvent
 from shop.broker.acceptance import Acceptor, Refused
 from shop.broker.admission import BadPath, broker_of_path, pass_through_headers
 from shop.broker.http_server import JSON, Request, Response
 from shop.broker.metrics import BrokerMetrics
 from shop.broker.routes import Routes
 from shop.broker.store import StoreError, Unstorable
+from wire.http_binding import Mode, WireEvent, content_mode, parse_request
+from wire.spec import InvalidEvent
 
 log = logging.getLogger(__name__)
 

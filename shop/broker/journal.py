@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from services.kit.http_binding import WireEvent, to_structured_document
-from services.kit.spec import Attributes
+from wire.http_binding import WireEvent, to_structured_document
+from wire.spec import Attributes
 
 MAX_LIMIT = 1000
 

@@ -1,4 +1,4 @@
-"""The broker's log output: the kit's JSON lines, written to stderr in batches.
+"""The broker's log output: the JSON lines of wire/logformat.py, written to stderr in batches.
 
 The broker logs one line per delivery outcome, thousands per second under load. Writing each
 line with its own system call costs more than formatting it (the GIL changes hands at every
@@ -13,7 +13,7 @@ import logging
 import sys
 from typing import TextIO
 
-from services.kit.logs import JsonFormatter
+from wire.logformat import JsonFormatter
 
 FLUSH_SECONDS = 0.05
 CAPACITY = 512

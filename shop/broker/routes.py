@@ -1,7 +1,7 @@
 """The manifests turned into what the broker routes by: brokers, triggers, resolved URLs, filters.
 
 Everything here is computed once at start-up: each trigger's filter is compiled, its delivery
-resolved (Knative's replace-wholesale rule lives in `shop.knative`), its subscriber and
+resolved (Knative's replace-wholesale rule lives in `wire.knative`), its subscriber and
 dead-letter sink turned into URLs of local processes.
 """
 
@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.kit.spec import AttributeValue
-from shop.knative import DeliverySpec, Destination, KReference
 from shop.manifests import Broker, Topology, Trigger
+from wire.knative import DeliverySpec, Destination, KReference
+from wire.spec import AttributeValue
 
 log = logging.getLogger(__name__)
 

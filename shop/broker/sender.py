@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.kit.http_binding import Mode, WireEvent, content_mode, parse_request
-from services.kit.spec import InvalidEvent
 from shop.broker.admission import Headers, pass_through_headers
 from shop.broker.http_client import HttpClient, HttpError, Response
+from wire.http_binding import Mode, WireEvent, content_mode, parse_request
+from wire.spec import InvalidEvent
 
 # Knative answers this when a subscriber's 2xx body is not a CloudEvent (broker filter).
 NOT_AN_EVENT_STATUS = 502

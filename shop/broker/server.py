@@ -10,7 +10,6 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from services.filters import compile_trigger_filter
 from shop.broker import log_output
 from shop.broker.acceptance import Acceptor
 from shop.broker.api import ObservabilityApi
@@ -25,6 +24,7 @@ from shop.broker.routes import RouteError, Routes, build_routes, load_endpoints
 from shop.broker.sender import Sender
 from shop.broker.store import Checkpointer, Writer, connect, load_pending
 from shop.manifests import ManifestError, load_topology
+from wire.knative.filters import compile_trigger_filter
 
 log = logging.getLogger("shop.broker")
 

@@ -51,10 +51,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _run(args: argparse.Namespace) -> int:
     import requests
 
-    from services.kit.spec import InvalidEvent
     from services.viewer.sending import FormError, event_from_form, post_event
     from shop.inspect.compose import OptionError, data_text, extensions
     from shop.inspect.endpoints import NotRunning, local_shop
+    from wire.spec import InvalidEvent
 
     try:
         form = {

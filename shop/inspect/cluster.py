@@ -17,7 +17,6 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from services.filters.description import describe_filter
 from services.viewer.topology import destination_name
 from shop.inspect.status import (
     BrokerStatus,
@@ -29,6 +28,7 @@ from shop.inspect.status import (
     TriggerStatus,
     counts_from_summary,
 )
+from wire.knative.filters.description import describe_filter
 
 EVENTING = "eventing.knative.dev"
 SERVING = "serving.knative.dev"

@@ -13,7 +13,6 @@ from typing import Any
 
 import requests
 
-from services.filters.description import describe_filter
 from shop.inspect.endpoints import LocalShop
 from shop.inspect.status import (
     BrokerStatus,
@@ -26,6 +25,7 @@ from shop.inspect.status import (
     counts_from_summary,
 )
 from shop.manifests import ManifestError, Topology, load_topology
+from wire.knative.filters.description import describe_filter
 
 TIMEOUT_SECONDS = 5.0
 DEADLETTER_SERVICE = "deadletter"

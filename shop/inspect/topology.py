@@ -10,8 +10,8 @@ import re
 from typing import Any
 
 from services.viewer.topology import TopologyView, parse_topology
-from shop.knative import Destination
 from shop.manifests import Topology
+from wire.knative import Destination
 
 
 def topology_document(topology: Topology) -> dict[str, Any]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.filters import FilterError, compile_trigger_filter
-from shop.knative import DeliverySpec, Destination, KReference
 from shop.manifests.fields import Fields
 from shop.manifests.objects import ManifestObject, Metadata
+from wire.knative import DeliverySpec, Destination, KReference
+from wire.knative.filters import FilterError, compile_trigger_filter
 
 BROKER_CLASS_ANNOTATION = "eventing.knative.dev/broker.class"
 # The class config-br-defaults gives a Broker that does not name one.

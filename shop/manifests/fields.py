@@ -7,8 +7,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from shop.knative import FieldError
 from shop.manifests.errors import ManifestError
+from wire.knative import FieldError
 
 T = TypeVar("T")
 
@@ -108,7 +108,7 @@ class Fields:
         return self.context.error(self.path if key is None else self.path_of(key), message)
 
     def via_knative(self, read: Callable[[], T]) -> T:
-        """Run a shop.knative reader, turning its FieldError into this object's ManifestError."""
+        """Run a wire.knative reader, turning its FieldError into this object's ManifestError."""
         try:
             return read()
         except FieldError as error:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from services.kit.spec import InvalidEvent, check_attribute_name
-from shop.knative import Destination
 from shop.manifests.fields import Fields
 from shop.manifests.objects import ManifestObject, Metadata
+from wire.knative import Destination
+from wire.spec import InvalidEvent, check_attribute_name
 
 _OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
-from shop.knative import DeliverySpec, Destination, effective_delivery
 from shop.manifests.core import ConfigMap, Secret, read_config_map, read_secret
 from shop.manifests.environment import resolve_env
 from shop.manifests.errors import ManifestError
@@ -24,6 +23,7 @@ from shop.manifests.objects import ManifestObject, Metadata, read_metadata
 from shop.manifests.reading import Document, manifest_files, read_documents
 from shop.manifests.serving import Service, read_service
 from shop.manifests.sources import SinkBinding, read_sink_binding
+from wire.knative import DeliverySpec, Destination, effective_delivery
 
 T = TypeVar("T", bound=ManifestObject)
 

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-from shop.knative import Destination, KReference
 from shop.manifests import Service, Topology
 from shop.manifests.topology import BROKER_API_VERSION, KSVC_API_VERSION
+from wire.knative import Destination, KReference
 
 LOCAL_HOST = "127.0.0.1"
 # The multi-tenant broker's in-cluster ingress, `/<namespace>/<broker>` below it.

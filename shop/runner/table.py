@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from services.filters.description import describe_filter
 from shop.manifests import Topology, Trigger
 from shop.runner.addresses import LocalAddresses
+from wire.knative.filters.description import describe_filter
 
 _HEADER = ("SERVICE", "URL", "TRIGGER", "FILTER")
 _NONE = "-"

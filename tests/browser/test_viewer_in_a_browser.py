@@ -10,12 +10,12 @@ from typing import Any
 import requests
 from playwright.sync_api import BrowserContext, expect
 
-from services.kit.http_binding import to_binary
 from tests.browser.conftest import ViewerPage
 from tests.integration.deadletter.topology import FLAKY_TYPE
 from tests.support.events import wire_event
 from tests.support.processes import ServedApp, wait_for
 from tests.support.shop_up import ShopUp
+from wire.http_binding import to_binary
 
 
 def test_an_event_sent_from_the_form_arrives_in_the_live_list(viewer: ViewerPage) -> None:

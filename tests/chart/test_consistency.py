@@ -1,6 +1,6 @@
 """The chart and the code agree: handlers and Triggers, the catalog and EventTypes, the contract.
 
-The handler sets (`services.<name>.handlers.handlers`) and the catalog (`services.events`) are the
+The handler sets (`services.<name>.handlers.handlers`) and the catalog (`catalog`) are the
 code's side; the rendered chart is the cluster's side; docs/design.md's contract table is the
 agreement between them.
 """
@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from services.events import Catalog, load_catalog
-from services.kit import HandlerSet
+from catalog import Catalog, load_catalog
+from kit import HandlerSet
 from tests.chart.rendering import Document, by_name, chart_values, of_kind, render
 from tests.conftest import REPO_ROOT
 

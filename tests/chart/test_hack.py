@@ -32,7 +32,7 @@ def test_the_dockerfile_pins_its_base_and_runs_gunicorn_as_non_root_in_exec_form
     users = re.findall(r"^USER (\S+)$", text, re.M)
     assert users and all(re.fullmatch(r"[1-9]\d*:[1-9]\d*", user) for user in users)
     (entrypoint,) = re.findall(r"^ENTRYPOINT (.+)$", text, re.M)
-    assert json.loads(entrypoint)[:3] == ["gunicorn", "-c", "python:services.kit.gunicorn_conf"]
+    assert json.loads(entrypoint)[:3] == ["gunicorn", "-c", "python:kit.gunicorn_conf"]
     for command in re.findall(r"^CMD (.+)$", text, re.M):
         assert re.fullmatch(r"services\.[a-z]+\.app:create_app\(\)", json.loads(command)[0])
 

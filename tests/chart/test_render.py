@@ -34,7 +34,7 @@ KNATIVE_GROUPS = {
     "flows.knative.dev",
     "sinks.knative.dev",
 }
-GUNICORN_CONF = "python:services.kit.gunicorn_conf"
+GUNICORN_CONF = "python:kit.gunicorn_conf"
 
 
 @cache

@@ -7,8 +7,8 @@ import json
 import jsonschema
 import pytest
 
-from shop.knative.durations import DurationError, parse_duration
 from tests.chart.rendering import CHART, chart_values, helm_template
+from wire.knative.durations import DurationError, parse_duration
 
 SCHEMA = json.loads((CHART / "values.schema.json").read_text(encoding="utf-8"))
 GOOD_DURATIONS = [

@@ -15,10 +15,10 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from services.kit.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH
 from tests.fuzz.choices import ONE_IN_2, ONE_IN_4, ONE_IN_6, Choices
 from tests.fuzz.event_requests import FORBIDDEN_CHARACTERS
 from tests.fuzz.http_requests import BODY_SIZES, Framing, RawRequest, sent_some_way
+from wire.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH
 
 KNOWN = b"{known}"
 #: What any JSON API request may be answered with besides its own statuses: the limits.

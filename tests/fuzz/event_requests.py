@@ -16,9 +16,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
-from services.kit.limits import MAX_JSON_DEPTH
 from tests.fuzz.choices import ONE_IN_2, ONE_IN_4, ONE_IN_6, ONE_IN_10, Choices
 from tests.fuzz.http_requests import BODY_SIZES, RawRequest, sent_some_way
+from wire.limits import MAX_JSON_DEPTH
 
 STRUCTURED = b"application/cloudevents+json"
 BATCH = b"application/cloudevents-batch+json"

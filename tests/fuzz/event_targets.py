@@ -18,13 +18,13 @@ from typing import Any
 import requests
 from hypothesis import strategies as st
 
-from services.kit.limits import MAX_JSON_DEPTH
 from tests.fuzz.choices import Choices
 from tests.fuzz.event_requests import event_request
 from tests.fuzz.http_requests import Framing, RawRequest, versioned
 from tests.fuzz.invariants import Context, Expectation, error_document
 from tests.support.cloudevents_oracle import Verdict, comparable, judge_request
 from tests.support.raw_http import Answer
+from wire.limits import MAX_JSON_DEPTH
 
 #: Attributes the broker sets itself on the way in (docs/broker.md, admission.py's rules).
 BROKER_STAMPS = ("knativearrivaltime", "knativebrokerttl")

@@ -20,9 +20,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from services.kit.limits import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_URL_BYTES
 from tests.fuzz.choices import ONE_IN_2, Choices
 from tests.support.raw_http import Plan, Write
+from wire.limits import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_URL_BYTES
 
 #: How long a client that sent `Expect: 100-continue` waits for the 100 before sending anyway.
 CONTINUE_WAIT_SECONDS = 0.25
@@ -189,7 +189,7 @@ class RawRequest:
 
     @property
     def header_bytes(self) -> int:
-        """Header names and values together, as services.kit.limits counts them (a value
+        """Header names and values together, as wire.limits counts them (a value
         without the whitespace around it, RFC 9110 5.5)."""
         return sum(len(name) + len(value.strip(b" \t")) for name, value in self.all_headers())
 
@@ -201,7 +201,7 @@ class RawRequest:
     def body_size(self) -> int:
         return len(self.body)
 
-    # -- limits (services/kit/limits.py) -----------------------------------------------------
+    # -- limits (wire/limits.py) -----------------------------------------------------
 
     @property
     def over_url_limit(self) -> bool:

@@ -3,7 +3,7 @@
 Hypothesis tells failures apart by where they are raised, so every rule raises from its own
 line: one run can report several defects instead of the first one shadowing the rest.
 
-The rules common to every target (HTTP/1.1, RFC 9110/9112, and services/kit/limits.py):
+The rules common to every target (HTTP/1.1, RFC 9110/9112, and wire/limits.py):
 
 - never a 5xx, never an HTML body; every error a short JSON object with an `error` string;
 - no hang: every exchange answered (or closed) without `answer_seconds` of silence;

@@ -12,11 +12,11 @@ import json
 import zlib
 from dataclasses import dataclass, field, replace
 
-from services.kit.strings import QUOTE_CHARACTERS
 from tests.fuzz.api_requests import KNOWN
 from tests.fuzz.http_requests import RawRequest
 from tests.fuzz.invariants import Context, Expectation, error_document
 from tests.support.raw_http import Answer
+from wire.strings import QUOTE_CHARACTERS
 
 #: How many created resources each API remembers for later GETs.
 KNOWN_KEPT = 500

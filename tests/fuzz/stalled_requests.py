@@ -1,6 +1,6 @@
 """Requests that stall: part of a request, then nothing (or a byte now and then).
 
-services/kit/limits.py: "A client has this long to send a whole request once it started one
+wire/limits.py: "A client has this long to send a whole request once it started one
 (REQUEST_READ_SECONDS) ... then it gets a 408 and the connection is closed." Every edge
 enforces it. Each case here starts a request and does not finish it; the server must answer
 the complete requests before it, then 408 (a JSON error) and close, or just close, within
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.kit.limits import REQUEST_READ_SECONDS
 from tests.fuzz.invariants import MAX_ERROR_BODY, error_document, show_answer
 from tests.support.raw_http import Exchange, Plan, Write
+from wire.limits import REQUEST_READ_SECONDS
 
 #: How much later than REQUEST_READ_SECONDS a 408 or close may come (the broker sweeps once
 #: a second; the machine is busy).

@@ -1,6 +1,6 @@
 """Schemathesis against the JSON APIs of order, customer and inventory, each live under gunicorn.
 
-Each service's `GET /openapi.json` (services/kit/openapi.py) is loaded from the running service
+Each service's `GET /openapi.json` (kit/openapi.py) is loaded from the running service
 of one `shop up` of the manifests (tests/fuzz/fuzzed_shop.py), and every operation it documents,
 the kit's included, gets about MAX_EXAMPLES generated requests, valid and invalid ones. Every
 answer must be no 5xx, a documented status with a documented Content-Type, and a body its

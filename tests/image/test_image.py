@@ -22,7 +22,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from services.events import load_catalog
+from catalog import load_catalog
 from tests.conftest import REPO_ROOT, require
 
 pytestmark = pytest.mark.slow
@@ -202,7 +202,7 @@ def test_the_image_declares_a_numeric_non_root_user_and_an_exec_form_entrypoint(
     config = json.loads(inspected.stdout)[0]["Config"]
     user, _, group = config["User"].partition(":")
     assert user.isdigit() and int(user) >= 10000 and group.isdigit()
-    assert config["Entrypoint"] == ["gunicorn", "-c", "python:services.kit.gunicorn_conf"]
+    assert config["Entrypoint"] == ["gunicorn", "-c", "python:kit.gunicorn_conf"]
     assert config["Cmd"] == [f"services.{SERVICE}.app:create_app()"]
     probe = podman(
         "run", "--rm", *ULIMITS, "--entrypoint", "sh", image, "-c", "command -v gcc cc make || true"

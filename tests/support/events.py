@@ -6,7 +6,7 @@ import json
 import uuid
 from typing import Any
 
-from services.kit.http_binding import WireEvent, to_binary, to_structured
+from wire.http_binding import WireEvent, to_binary, to_structured
 
 
 def wire_event(event_type: str, data: Any = None, **attributes: str | int | bool) -> WireEvent:

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from cloudevents.core.v1.event import CloudEvent
 from flask import Blueprint
 
-from services.kit import (
+from kit import (
     HandlerSet,
     NewEvent,
     RetryLater,
@@ -25,7 +25,7 @@ from services.kit import (
     create_service,
     current_service,
 )
-from services.kit.api import BodySchema, json_response
+from kit.api import BodySchema, json_response
 
 metadata = sa.MetaData()
 effects = sa.Table(

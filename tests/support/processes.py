@@ -76,7 +76,7 @@ class ServedApp:
         }
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [str(VENV_BIN / "gunicorn"), "-c", "python:services.kit.gunicorn_conf", self._app],
+            [str(VENV_BIN / "gunicorn"), "-c", "python:kit.gunicorn_conf", self._app],
             env=env,
             cwd=self._cwd,
             stdout=log,

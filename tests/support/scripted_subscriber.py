@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from services.kit.http_binding import WireEvent, parse_request, to_binary
 from tests.support.processes import wait_for
+from wire.http_binding import WireEvent, parse_request, to_binary
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,10 @@ from typing import Any
 
 import requests
 
-from services.kit.http_binding import WireEvent, to_binary, to_structured
 from tests.support.broker_process import BrokerProcess
 from tests.support.events import wire_event
 from tests.support.processes import wait_for
+from wire.http_binding import WireEvent, to_binary, to_structured
 
 
 def post(broker: BrokerProcess, event: WireEvent, structured: bool = False) -> WireEvent:

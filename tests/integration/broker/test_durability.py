@@ -9,12 +9,12 @@ import time
 import aiohttp
 import pytest
 
-from services.kit.http_binding import to_binary
 from tests.integration.broker.conftest import NewSubscriber, StartBroker
 from tests.support.broker_process import BrokerProcess, broker_manifest, trigger_manifest
 from tests.support.events import wire_event
 from tests.support.processes import wait_for
 from tests.support.scripted_subscriber import sleep
+from wire.http_binding import to_binary
 
 EVENTS = 2000
 

@@ -16,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from services.kit.http_binding import to_binary
 from tests.integration.broker.helpers import journal_event
 from tests.support.broker_process import (
     BrokerProcess,
@@ -27,6 +26,7 @@ from tests.support.broker_process import (
 from tests.support.events import wire_event
 from tests.support.processes import wait_for
 from tests.support.scripted_subscriber import Answer, Received, ScriptedSubscriber, always
+from wire.http_binding import to_binary
 
 STRUCTURED = {"Content-Type": "application/cloudevents+json"}
 

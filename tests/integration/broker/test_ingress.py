@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from services.kit.http_binding import to_binary, to_structured
 from tests.support.broker_process import (
     BrokerProcess,
     broker_manifest,
@@ -19,6 +18,7 @@ from tests.support.broker_process import (
 from tests.support.events import wire_event
 from tests.support.processes import wait_for
 from tests.support.scripted_subscriber import Received, ScriptedSubscriber, always
+from wire.http_binding import to_binary, to_structured
 
 ALLOW = "POST, OPTIONS"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import requests
 
-from shop.broker import Journal
+from shop.broker.journal import Journal
 from tests.integration.broker.conftest import NewSubscriber, StartBroker
 from tests.integration.broker.helpers import send, wait_for_state
 from tests.support.broker_process import (

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from services.kit.http_binding import WireEvent
 from tests.integration.broker.conftest import NewSubscriber, StartBroker
 from tests.integration.broker.helpers import journal_event, send, wait_for_state
 from tests.support.broker_process import broker_manifest, trigger_manifest
 from tests.support.events import wire_event
 from tests.support.scripted_subscriber import Answer, Received, Script, by_path, reply
+from wire.http_binding import WireEvent
 
 
 def answer_with(event_type: str) -> Script:

@@ -1,6 +1,6 @@
 """A subscriber that fails on purpose until it is healed, for forcing dead letters.
 
-    gunicorn -c python:services.kit.gunicorn_conf \
+    gunicorn -c python:kit.gunicorn_conf \
         "tests.integration.deadletter.flaky_sink:create_app()"
 
 `POST /` (and `POST /<path>`) takes a CloudEvent: while failing it answers FLAKY_STATUS (422 by
@@ -17,9 +17,9 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
-from services.kit.http_binding import parse_request
-from services.kit.receive import ce_headers
-from services.kit.spec import InvalidEvent
+from kit.receive import ce_headers
+from wire.http_binding import parse_request
+from wire.spec import InvalidEvent
 
 FAILURE_BODY = "flaky sink: failing on purpose"
 

@@ -26,7 +26,7 @@ def gunicorn_service(name: str, app: str, env: dict[str, str] | None = None) -> 
     container: dict[str, Any] = {
         "image": f"dev.local/{name}",
         "command": GUNICORN,
-        "args": ["-c", "python:services.kit.gunicorn_conf", app],
+        "args": ["-c", "python:kit.gunicorn_conf", app],
         "ports": [{"name": "http1", "containerPort": 8080}],
     }
     if env:

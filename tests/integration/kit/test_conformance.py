@@ -12,9 +12,9 @@ import pytest
 import requests
 import yaml
 
-from services.kit.http_binding import parse_request
-from services.kit.strings import string_problem
 from tests.conftest import shared_path
+from wire.http_binding import parse_request
+from wire.strings import string_problem
 
 CASE_FILES = {
     "valid-events": True,

@@ -1,6 +1,6 @@
 """Slow, idle, malformed and unusual HTTP clients against a kit service, over raw sockets.
 
-The service's worker (services/kit/worker.py) reads each request whole before a thread takes
+The service's worker (kit/worker.py) reads each request whole before a thread takes
 it: a client holding half a request costs a connection, never a thread.
 """
 
@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from services.kit.limits import MAX_BODY_BYTES, REQUEST_READ_SECONDS
 from tests.integration.kit.conftest import serve_kit_app
+from wire.limits import MAX_BODY_BYTES, REQUEST_READ_SECONDS
 
 EVENT_HEAD = (
     b"POST / HTTP/1.1\r\nHost: kit\r\nce-specversion: 1.0\r\nce-id: slow-1\r\n"

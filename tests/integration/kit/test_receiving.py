@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from services.kit.http_binding import parse_request
-from services.kit.limits import MAX_HEADER_BYTES
 from tests.integration.kit.conftest import serve_kit_app
 from tests.support.events import binary_request, structured_request
 from tests.support.processes import ServedApp
+from wire.http_binding import parse_request
+from wire.limits import MAX_HEADER_BYTES
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 import yaml
 
-from services.filters import compile_trigger_filter
 from shop.broker.routes import RouteError, Routes, build_routes, load_endpoints
 from shop.manifests import load_topology
 from tests.support.broker_process import broker_manifest, service_manifest, trigger_manifest
+from wire.knative.filters import compile_trigger_filter
 
 BASE = "http://127.0.0.1:8080"
 

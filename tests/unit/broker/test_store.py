@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from services.kit.http_binding import WireEvent
 from shop.broker.envelope import Envelope
 from shop.broker.journal import Journal
 from shop.broker.store import DeliveryState, Unstorable, Writer, connect, load_pending
+from wire.http_binding import WireEvent
 
 
 def envelope(n: int) -> Envelope:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from services.kit.http_binding import STRUCTURED_JSON, parse_binary
 from shop.cli import main
 from tests.support.processes import free_port
 from tests.support.recording_sink import RecordingSink
+from wire.http_binding import STRUCTURED_JSON, parse_binary
 
 
 @pytest.fixture(scope="module")

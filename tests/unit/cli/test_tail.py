@@ -10,12 +10,12 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from services.kit.http_binding import to_binary
 from services.viewer.app import create_app
 from shop.inspect.tail import StreamRefused, TailOptions, follow
 from tests.support.events import wire_event
 from tests.support.processes import free_port
 from tests.unit.viewer.conftest import ServedFlask, viewer_config
+from wire.http_binding import to_binary
 
 
 @pytest.fixture

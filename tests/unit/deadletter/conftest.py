@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
+from kit import KitConfig
 from services.deadletter.app import DeadletterConfig, create_app
-from services.kit import KitConfig
 from tests.support.recording_sink import RecordingSink
 
 

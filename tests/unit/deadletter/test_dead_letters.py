@@ -11,8 +11,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from services.kit.http_binding import WireEvent, to_binary, to_structured
 from tests.support.events import wire_event
+from wire.http_binding import WireEvent, to_binary, to_structured
 
 ARRIVAL = "2026-05-01T10:00:00.000Z"
 FAILED = "http://127.0.0.1:9/payment"

@@ -9,11 +9,11 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 
-from services.kit.http_binding import WireEvent, parse_binary
 from tests.support.processes import free_port
 from tests.support.recording_sink import RecordingSink
 from tests.unit.deadletter.conftest import build_app
 from tests.unit.deadletter.test_dead_letters import dead_letter, deliver, listed
+from wire.http_binding import WireEvent, parse_binary
 
 
 def stored(client: FlaskClient, event: WireEvent) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.filters.cesql import CesqlError, ErrorKind, Evaluation, Value, parse
+from wire.knative.filters.cesql import CesqlError, ErrorKind, Evaluation, Value, parse
 
 EVENT: dict[str, Value] = {"specversion": "1.0", "id": "1", "source": "/s", "type": "t"}
 INT32 = st.integers(min_value=-(2**31), max_value=2**31 - 1)

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.filters.cesql import parse
-from services.filters.cesql.like import compile_like
+from wire.knative.filters.cesql import parse
+from wire.knative.filters.cesql.like import compile_like
 
 
 @pytest.mark.parametrize(

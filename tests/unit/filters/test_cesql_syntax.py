@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.filters.cesql import CesqlParseError, Value, parse
+from wire.knative.filters.cesql import CesqlParseError, Value, parse
 
 EVENT: dict[str, Value] = {"specversion": "1.0", "id": "1", "source": "/s", "type": "t"}
 

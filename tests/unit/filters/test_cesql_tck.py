@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from services.filters.cesql import CesqlParseError, Value, parse
 from tests.conftest import shared_path
+from wire.knative.filters.cesql import CesqlParseError, Value, parse
 
 # A valid event with only the required attributes: TCK cases rely on everything else missing.
 DEFAULT_EVENT: dict[str, Value] = {

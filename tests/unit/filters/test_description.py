@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from services.filters.description import ALL_EVENTS, describe_filter
+from wire.knative.filters.description import ALL_EVENTS, describe_filter
 
 
 @pytest.mark.parametrize(

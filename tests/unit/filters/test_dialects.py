@@ -8,13 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.filters import (
+from wire.knative.filters import (
     FilterError,
     compile_filters,
     compile_trigger_filter,
     compile_user_filter,
 )
-from services.filters.cesql import Value, parse
+from wire.knative.filters.cesql import Value, parse
 
 EVENT: dict[str, Value] = {
     "specversion": "1.0",

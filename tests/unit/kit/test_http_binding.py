@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from services.kit.http_binding import (
+from wire.http_binding import (
     Mode,
     WireEvent,
     content_mode,
@@ -20,7 +20,7 @@ from services.kit.http_binding import (
     to_structured,
     to_structured_document,
 )
-from services.kit.spec import InvalidEvent
+from wire.spec import InvalidEvent
 
 HEADERS = [("ce-specversion", "1.0"), ("ce-id", "1"), ("ce-source", "/s"), ("ce-type", "t")]
 STRUCTURED = {"specversion": "1.0", "id": "1", "source": "/s", "type": "t"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from jsonschema.exceptions import SchemaError
 
-from services.kit.json_schema import Schema
+from kit.json_schema import Schema
 
 CURRENCY = Schema(
     {

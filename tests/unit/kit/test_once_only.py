@@ -7,9 +7,9 @@ from pathlib import Path
 import sqlalchemy as sa
 from cloudevents.core.v1.event import CloudEvent
 
-from services.kit import HandlerSet, KitConfig, Transaction, create_service
-from services.kit.http_binding import WireEvent
+from kit import HandlerSet, KitConfig, Transaction, create_service
 from tests.support.events import binary_request
+from wire.http_binding import WireEvent
 
 metadata = sa.MetaData()
 seen = sa.Table(

@@ -13,13 +13,9 @@ import pytest
 from flask import Blueprint, Flask
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
-from services.customer.app import NEW_USER, CustomerConfig
-from services.customer.app import create_app as create_customer
-from services.inventory.app import SET_STOCK, InventoryConfig
-from services.inventory.app import create_app as create_inventory
-from services.kit.api import BodySchema
-from services.kit.errors import RequestError
-from services.kit.openapi import (
+from kit.api import BodySchema
+from kit.errors import RequestError
+from kit.openapi import (
     ERROR_SCHEMA,
     ApiDescriptionError,
     Operation,
@@ -28,6 +24,10 @@ from services.kit.openapi import (
     build_document,
     describe,
 )
+from services.customer.app import NEW_USER, CustomerConfig
+from services.customer.app import create_app as create_customer
+from services.inventory.app import SET_STOCK, InventoryConfig
+from services.inventory.app import create_app as create_inventory
 from services.order.app import NEW_ORDER, OrderConfig
 from services.order.app import create_app as create_order
 from services.order.app import routes as order_routes

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from cloudevents.core.v1.event import CloudEvent
 
-from services.kit import HandlerSet, KitConfig, SchemaRegistry, Transaction, create_service
+from kit import HandlerSet, KitConfig, SchemaRegistry, Transaction, create_service
 from tests.support.events import binary_request
 
 SCHEMAS = SchemaRegistry({"t.typed": {"type": "object", "required": ["x"]}})

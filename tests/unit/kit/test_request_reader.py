@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.kit.limits import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_URL_BYTES
-from services.kit.request_reader import RequestReader
+from kit.request_reader import RequestReader
+from wire.limits import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_HEADER_COUNT, MAX_URL_BYTES
 
 
 def read(data: bytes) -> RequestReader:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.kit.spec import (
+from wire.spec import (
     InvalidEvent,
     attribute_text,
     check_attributes,

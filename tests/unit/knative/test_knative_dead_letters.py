@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from shop.knative import add_dead_letter_extensions, dead_letter_extensions
+from wire.knative import add_dead_letter_extensions, dead_letter_extensions
 
 DEST = "http://payment.shop.svc.cluster.local/events"
 

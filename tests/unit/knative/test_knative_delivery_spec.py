@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shop.knative import (
+from wire.knative import (
     CLUSTER_DEFAULT_DELIVERY,
     DeliverySpec,
     Destination,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shop.knative import Destination, KReference
+from wire.knative import Destination, KReference
 
 KSVC = KReference("serving.knative.dev/v1", "Service", "order")
 ADDRESSES = {("shop", "order"): "http://127.0.0.1:8081", ("other", "order"): "http://10.0.0.9"}

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shop.knative.durations import DurationError, parse_duration
+from wire.knative.durations import DurationError, parse_duration
 
 
 @pytest.mark.parametrize(

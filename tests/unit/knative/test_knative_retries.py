@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shop.knative import (
+from wire.knative import (
     CLUSTER_DEFAULT_DELIVERY,
     BackoffPolicy,
     DeliverySpec,
@@ -17,7 +17,7 @@ from shop.knative import (
     next_wait,
     retry_after_seconds,
 )
-from shop.knative.http_date import parse_http_date
+from wire.knative.http_date import parse_http_date
 
 NOW = datetime(1994, 11, 6, 8, 49, 7, tzinfo=UTC)
 

@@ -1,4 +1,4 @@
-"""Trigger filters are admitted by the filter compiler of services/filters, errors named by path."""
+"""Trigger filters are admitted by the filter compiler (wire/knative/filters), errors by path."""
 
 from __future__ import annotations
 

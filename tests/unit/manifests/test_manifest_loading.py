@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from shop.knative import DeliverySpec, Destination, KReference
 from shop.manifests import (
     Broker,
     EnvFrom,
@@ -18,6 +17,7 @@ from shop.manifests import (
     ManifestError,
     load_topology,
 )
+from wire.knative import DeliverySpec, Destination, KReference
 
 Write = Callable[[str, str], Path]
 

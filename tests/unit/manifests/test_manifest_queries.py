@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shop.knative import CLUSTER_DEFAULT_DELIVERY, DeliverySpec, Destination
 from shop.manifests import ManifestError, Topology, expand_references, load_topology
+from wire.knative import CLUSTER_DEFAULT_DELIVERY, DeliverySpec, Destination
 
 Write = Callable[[str, str], Path]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import textwrap
 
-from shop.knative import Destination, KReference
 from shop.runner.plan import display_names
 from shop.runner.table import render, rows
 from tests.unit.runner.conftest import LoadTopology, addresses_for
+from wire.knative import Destination, KReference
 
 SUBSCRIBER = Destination(ref=KReference("serving.knative.dev/v1", "Service", "order"))
 

@@ -38,7 +38,6 @@ from services.customer.app import create_app as customer_app
 from services.inventory import store as inventory_store
 from services.inventory.app import InventoryConfig
 from services.inventory.app import create_app as inventory_app
-from services.kit.http_binding import WireEvent
 from services.notification.app import NotificationConfig
 from services.notification.app import create_app as notification_app
 from services.notification.mailer import Mail, MailSettings
@@ -48,8 +47,9 @@ from services.payment import store as payment_store
 from services.payment.app import PaymentConfig
 from services.payment.app import create_app as payment_app
 from services.payment.processor import CARD_PROCESSOR, TestModeCardProcessor
-from shop.knative import is_retryable
 from tests.unit.services.running_service import RunningService, kit_config
+from wire.http_binding import WireEvent
+from wire.knative import is_retryable
 
 AMOUNT_LIMIT = 6000
 MAX_REDELIVERIES = 4  # so an event may arrive five times

@@ -17,10 +17,10 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from services.kit import KitConfig, Service
-from services.kit.http_binding import WireEvent, parse_binary, to_binary
-from services.kit.outbox import outbox
-from services.kit.outgoing import Message
+from kit import KitConfig, Service
+from kit.outbox import outbox
+from kit.outgoing import Message
+from wire.http_binding import WireEvent, parse_binary, to_binary
 
 
 def kit_config(service: str, database_url: str) -> KitConfig:

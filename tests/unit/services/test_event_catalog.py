@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from services.events import CatalogError, load_catalog
-from services.kit.schemas import DataError
+from catalog import CatalogError, load_catalog
+from kit.schemas import DataError
 
 # The producers of docs/design.md's contract table.
 PRODUCERS = {

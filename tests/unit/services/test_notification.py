@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from services.kit.config import ConfigError
+from kit.config import ConfigError
 from services.notification.app import NotificationConfig, create_app
 from services.notification.mailer import Mailer, MailSettings, SmtpMailer
 from tests.support.processes import free_port

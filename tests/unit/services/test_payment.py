@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from services.kit.config import ConfigError
+from kit.config import ConfigError
 from services.payment import store
 from services.payment.app import PaymentConfig, create_app
 from services.payment.processor import (

@@ -10,9 +10,9 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
+from kit import KitConfig
 from services.deadletter.app import DeadletterConfig
 from services.deadletter.app import create_app as create_deadletter
-from services.kit import KitConfig
 from services.viewer.app import ViewerConfig, create_app
 from tests.support.recording_sink import RecordingSink
 

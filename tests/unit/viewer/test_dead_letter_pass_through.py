@@ -7,12 +7,12 @@ import base64
 import requests
 from flask import Flask
 
-from services.kit.http_binding import to_binary
 from services.viewer.app import create_app
 from tests.support.events import wire_event
 from tests.support.processes import free_port
 from tests.support.recording_sink import RecordingSink
 from tests.unit.viewer.conftest import viewer_config
+from wire.http_binding import to_binary
 
 
 def dead_letter_into(deadletter_url: str, event_id: str) -> None:

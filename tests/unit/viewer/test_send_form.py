@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from services.kit.http_binding import STRUCTURED_JSON, parse_binary
 from tests.support.processes import free_port
 from tests.support.recording_sink import RecordingSink
 from tests.unit.viewer.conftest import viewer_config
+from wire.http_binding import STRUCTURED_JSON, parse_binary
 
 
 def send(viewer: Flask, **form: Any) -> Any:

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 import requests
 
-from services.kit.http_binding import to_binary
 from services.viewer.app import create_app
 from shop.inspect.sse import SseMessage, parse_stream
 from tests.support.events import wire_event
 from tests.support.processes import ServedApp, wait_for
 from tests.unit.viewer.conftest import ServedFlask, viewer_config
+from wire.http_binding import to_binary
 
 
 @pytest.fixture

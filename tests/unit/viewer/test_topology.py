@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from services.filters.description import ALL_EVENTS
 from services.viewer.topology import TopologyError, parse_topology, parse_topology_text
+from wire.knative.filters.description import ALL_EVENTS
 
 
 def test_the_chart_shape_is_read_with_defaults_filled_in() -> None:

@@ -9,13 +9,13 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from services.kit.config import ConfigError
-from services.kit.http_binding import BATCH_JSON, to_binary, to_structured, to_structured_document
+from kit.config import ConfigError
 from services.viewer.app import ViewerConfig, create_app
 from services.viewer.topology import parse_topology
 from tests.support.events import wire_event
 from tests.support.recording_sink import RecordingSink
 from tests.unit.viewer.conftest import ServedFlask, viewer_config
+from wire.http_binding import BATCH_JSON, to_binary, to_structured, to_structured_document
 
 
 def deliver(client: FlaskClient, event_type: str, data: Any = None, **attributes: Any) -> Any:

@@ -1,0 +1,79 @@
+"""The kit's configuration, read from the environment once at start-up."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from wire.limits import MAX_BODY_BYTES
+
+DEFAULT_MAX_EVENT_BYTES = MAX_BODY_BYTES
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the service cannot start with."""
+
+
+@dataclass(frozen=True)
+class KitConfig:
+    """What every service needs to know about its surroundings."""
+
+    service: str
+    database_url: str
+    source: str
+    sink: str | None = None
+    ce_overrides: Mapping[str, str] = field(default_factory=dict)
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    relay_enabled: bool = True
+    relay_poll_seconds: float = 1.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> KitConfig:
+        """Build the configuration of `service` from environment variables.
+
+        DATABASE_URL (default: SQLite under .shop/data), K_SINK or BROKER_URL (where originated
+        events go), K_CE_OVERRIDES (JSON set by a SinkBinding), EVENT_SOURCE, MAX_EVENT_BYTES,
+        OUTBOX_POLL_SECONDS, OUTBOX_RELAY (0 turns the relay off), LOG_LEVEL.
+        """
+        env = os.environ if environ is None else environ
+        return cls(
+            service=service,
+            database_url=env.get("DATABASE_URL") or f"sqlite:///.shop/data/{service}.db",
+            source=env.get("EVENT_SOURCE") or f"/shop/{service}",
+            sink=env.get("K_SINK") or env.get("BROKER_URL") or None,
+            ce_overrides=parse_ce_overrides(env.get("K_CE_OVERRIDES")),
+            max_event_bytes=_positive_int(env, "MAX_EVENT_BYTES", DEFAULT_MAX_EVENT_BYTES),
+            relay_enabled=env.get("OUTBOX_RELAY", "1") != "0",
+            relay_poll_seconds=float(env.get("OUTBOX_POLL_SECONDS", "1.0")),
+            log_level=env.get("LOG_LEVEL", "INFO").upper(),
+        )
+
+
+def parse_ce_overrides(raw: str | None) -> dict[str, str]:
+    """The extensions of a SinkBinding's K_CE_OVERRIDES (`{"extensions": {"k": "v"}}`)."""
+    if not raw:
+        return {}
+    try:
+        document = json.loads(raw)
+    except ValueError as error:
+        raise ConfigError(f"K_CE_OVERRIDES is not JSON: {error}") from error
+    extensions = document.get("extensions", {}) if isinstance(document, dict) else None
+    if not isinstance(extensions, dict):
+        raise ConfigError('K_CE_OVERRIDES must look like {"extensions": {"name": "value"}}')
+    return {str(name): str(value) for name, value in extensions.items()}
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as error:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from error
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {value}")
+    return value

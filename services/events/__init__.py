@@ -1,5 +1,0 @@
-"""The shop's event catalog: one JSON Schema per event type, and `load_catalog()`."""
-
-from services.events.catalog import Catalog, CatalogError, EventType, load_catalog
-
-__all__ = ["Catalog", "CatalogError", "EventType", "load_catalog"]
