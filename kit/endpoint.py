@@ -14,21 +14,38 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from kit.errors import RetryLater
+from kit.idempotency import Outcome
+from kit.logs import OutcomeLog
+from kit.metrics import KitMetrics
 from kit.receive import ce_headers, read_body
 from kit.tracing import trace_id
 from wire.http_binding import Mode, WireEvent, parse_request
 from wire.spec import InvalidEvent
 
-if TYPE_CHECKING:
-    from kit.service import Service
-
 log = logging.getLogger("shop.kit")
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 _STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
+#: The endpoint name of the Flask rule for `/`, whose POST this endpoint answers instead.
+EVENTS_RULE = "events"
+
+
+class EventSink(Protocol):
+    """What the endpoint needs of the service behind it."""
+
+    name: str
+    metrics: KitMetrics
+    outcomes: OutcomeLog
+
+    @property
+    def max_event_bytes(self) -> int: ...
+
+    def handles(self, event_type: str) -> bool: ...
+
+    def handle(self, wire: WireEvent, *, in_batch: bool = False) -> Outcome: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +79,8 @@ def json_answer(status: int, document: dict[str, Any], **headers: str) -> HttpAn
 class EventEndpoint:
     """WSGI: `POST /` is the service's CloudEvents sink; anything else goes to its Flask app."""
 
-    def __init__(self, service: Service, app: WsgiApp) -> None:
-        self._service = service
+    def __init__(self, sink: EventSink, app: WsgiApp) -> None:
+        self._sink = sink
         self._app = app
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
@@ -78,12 +95,12 @@ class EventEndpoint:
 
     def receive(self, environ: dict[str, Any]) -> HttpAnswer:
         """Read, validate and handle the events of one request; the answer to send."""
-        service = self._service
+        sink = self._sink
         try:
-            body = read_body(environ, service.config.max_event_bytes)
+            body = read_body(environ, sink.max_event_bytes)
             mode, events = parse_request(environ.get("CONTENT_TYPE"), ce_headers(environ), body)
         except InvalidEvent as error:
-            service.metrics.received.labels("", "invalid").inc()
+            sink.metrics.received.labels("", "invalid").inc()
             log.info(
                 "invalid event refused: %s",
                 error.message,
@@ -99,18 +116,18 @@ class EventEndpoint:
         return empty_answer(202)
 
     def _handle_one(self, wire: WireEvent, *, in_batch: bool) -> HttpAnswer:
-        service = self._service
+        sink = self._sink
         started = time.perf_counter()
         outcome, answer = self._respond(wire, in_batch)
         elapsed = time.perf_counter() - started
         # Types without a handler share one label: senders must not grow the metric without bound.
-        known = wire.type in service.handlers.by_type or service.handlers.fallback is not None
-        service.metrics.observe(wire.type if known else "(no handler)", outcome, elapsed)
-        service.outcomes.write(
+        label = wire.type if sink.handles(wire.type) else "(no handler)"
+        sink.metrics.observe(label, outcome, elapsed)
+        sink.outcomes.write(
             logging.INFO if answer.status < 500 else logging.WARNING,
             f"event {outcome}",
             {
-                "service": service.name,
+                "service": sink.name,
                 "event_id": wire.id,
                 "type": wire.type,
                 "source": wire.source,
@@ -124,7 +141,7 @@ class EventEndpoint:
 
     def _respond(self, wire: WireEvent, in_batch: bool) -> tuple[str, HttpAnswer]:
         try:
-            outcome = self._service.handle(wire, in_batch=in_batch)
+            outcome = self._sink.handle(wire, in_batch=in_batch)
         except InvalidEvent as error:
             return "rejected", json_answer(error.status, error.to_json())
         except RetryLater as error:

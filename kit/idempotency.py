@@ -34,6 +34,14 @@ class Answer:
 ACCEPTED = Answer(202)
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """How one event was handled: the answer, and whether it had been handled before."""
+
+    answer: Answer
+    duplicate: bool = False
+
+
 def claim(connection: sa.Connection, source: str, event_id: str, event_type: str) -> bool:
     """Mark the event as being handled in this transaction; False if it was handled already.
 

@@ -1,4 +1,4 @@
-"""Events a service sends: built with the `cloudevents` SDK and serialised in binary mode."""
+"""Events a service sends: built as wire events and serialised in binary mode."""
 
 from __future__ import annotations
 
@@ -9,11 +9,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from cloudevents.core.bindings.http import to_binary_event
-from cloudevents.core.v1.event import CloudEvent
-
 from kit.schemas import SchemaRegistry
-from wire.spec import check_attribute_name
+from wire.http_binding import WireEvent, to_binary
+from wire.spec import AttributeValue, check_attribute_name, format_time
 
 
 @dataclass(frozen=True)
@@ -42,17 +40,17 @@ class Message:
         return cls(json.loads(headers_json), body or b"")
 
 
-def build_cloudevent(
+def build_event(
     new: NewEvent, *, source: str, schemas: SchemaRegistry, traceparent: str
-) -> CloudEvent:
-    """The SDK event for `new`, its data checked against the schema of its type."""
+) -> WireEvent:
+    """The event `new` as this service sends it, its data checked against the schema of its type."""
     schemas.validate(new.type, new.data)
-    attributes: dict[str, Any] = {
+    attributes: dict[str, AttributeValue] = {
         "specversion": "1.0",
         "id": new.id or str(uuid.uuid4()),
         "source": source,
         "type": new.type,
-        "time": datetime.now(UTC),
+        "time": format_time(datetime.now(UTC)),
         "datacontenttype": "application/json",
         "traceparent": traceparent,
     }
@@ -64,12 +62,10 @@ def build_cloudevent(
     for name, value in new.extensions.items():
         check_attribute_name(name)
         attributes[name] = str(value)
-    # Data goes in as JSON bytes: the SDK would write a list or a number as its Python repr.
-    body = json.dumps(new.data, separators=(",", ":")).encode()
-    return CloudEvent(attributes, body)
+    return WireEvent(attributes, json.dumps(new.data, separators=(",", ":")).encode())
 
 
-def to_message(event: CloudEvent) -> Message:
-    """The binary-mode HTTP message of an SDK event."""
-    message = to_binary_event(event)
-    return Message(dict(message.headers), bytes(message.body))
+def to_message(event: WireEvent) -> Message:
+    """The binary-mode HTTP message of an event."""
+    headers, body = to_binary(event)
+    return Message(headers, body)

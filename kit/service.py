@@ -18,14 +18,14 @@ from kit import idempotency, outbox
 from kit.api import json_response
 from kit.config import KitConfig
 from kit.database import create_engine, create_tables
-from kit.endpoint import EventEndpoint
+from kit.endpoint import EVENTS_RULE, EventEndpoint
 from kit.errors import RequestError, RetryLater
-from kit.idempotency import ACCEPTED, Answer
+from kit.idempotency import ACCEPTED, Answer, Outcome
 from kit.incoming import decode_data, to_cloudevent
 from kit.logs import OutcomeLog, configure_logging
 from kit.metrics import KitMetrics
 from kit.openapi import serve_openapi
-from kit.outgoing import NewEvent, build_cloudevent, to_message
+from kit.outgoing import NewEvent, build_event, to_message
 from kit.relay import OutboxRelay, RelaySettings
 from kit.schemas import EMPTY_REGISTRY, DataError, SchemaRegistry
 from kit.tracing import child_traceparent
@@ -131,9 +131,9 @@ class Transaction:
         """The collaborator the service was created with under `key`."""
         return self._service.resource(key)
 
-    def build(self, new: NewEvent) -> CloudEvent:
-        """The SDK event for `new`, as this service sends it (source, schema, trace context)."""
-        return build_cloudevent(
+    def build(self, new: NewEvent) -> WireEvent:
+        """The event `new` as this service sends it (source, schema, trace context)."""
+        return build_event(
             new,
             source=self._service.config.source,
             schemas=self._service.schemas,
@@ -143,21 +143,18 @@ class Transaction:
     def emit(self, new: NewEvent) -> str:
         """Send `new` through the outbox once this transaction commits; returns its id."""
         event = self.build(new)
-        outbox.enqueue(self.connection, event.get_id(), event.get_type(), to_message(event))
+        outbox.enqueue(self.connection, event.id, event.type, to_message(event))
         self.emitted += 1
-        return str(event.get_id())
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How one event was handled, for the response, the metrics and the log line."""
-
-    answer: Answer
-    duplicate: bool = False
+        return event.id
 
 
 class Service:
-    """A Flask app that receives CloudEvents on `POST /` and hands them to its handlers."""
+    """A Flask app that receives CloudEvents on `POST /` and hands them to its handlers.
+
+    Constructing one has no side effects; `start()` (called by each service's app factory, in
+    the gunicorn worker after the fork) configures logging, creates the tables and starts the
+    outbox relay.
+    """
 
     def __init__(
         self,
@@ -174,19 +171,38 @@ class Service:
         self.handlers = handlers
         self.schemas = schemas
         self._resources: dict[ResourceKey[Any], object] = dict(resources or {})
+        self._metadata = metadata
         self.engine = None if stateless else create_engine(config.database_url)
-        if self.engine is not None:
-            create_tables(self.engine, *([metadata] if metadata is not None else []))
         self.metrics = KitMetrics(self._backlog)
         self.outcomes = OutcomeLog(log)
-        atexit.register(self.outcomes.close)
         self.relay: OutboxRelay | None = None
         if self.engine is not None and config.relay_enabled:
             settings = RelaySettings(config.sink, config.ce_overrides, config.relay_poll_seconds)
             self.relay = OutboxRelay(self.engine, settings, self.metrics)
+        self.app = self._create_flask_app()
+        self._started = False
+
+    @property
+    def max_event_bytes(self) -> int:
+        return self.config.max_event_bytes
+
+    def handles(self, event_type: str) -> bool:
+        """Whether an event of this type has a handler (its own, or the catch-all)."""
+        return event_type in self.handlers.by_type or self.handlers.fallback is not None
+
+    def start(self) -> Service:
+        """Configure logging, create the tables, start the relay; once, however often called."""
+        if self._started:
+            return self
+        self._started = True
+        configure_logging(self.config.log_level)
+        atexit.register(self.outcomes.close)
+        if self.engine is not None:
+            create_tables(self.engine, *([self._metadata] if self._metadata is not None else []))
+        if self.relay is not None:
             self.relay.start()
             atexit.register(self.relay.stop)
-        self.app = self._create_flask_app()
+        return self
 
     def resource(self, key: ResourceKey[T]) -> T:
         """The collaborator this service was created with under `key` (routes and handlers)."""
@@ -269,16 +285,13 @@ class Service:
     # -- HTTP ---------------------------------------------------------------------------------
 
     def _create_flask_app(self) -> Flask:
-        configure_logging(self.config.log_level)
         app = Flask(f"services.{self.name}")
         app.config["MAX_CONTENT_LENGTH"] = self.config.max_event_bytes
         app.extensions["shop.kit"] = self
-        endpoint = EventEndpoint(self, app.wsgi_app)
-        # POST / never reaches Flask (EventEndpoint answers it); the rule makes Flask answer 405
-        # to other methods on /, as a sink should.
-        app.add_url_rule("/", "receive", self._receive_through_flask, methods=["POST"])
-        app.wsgi_app = endpoint  # type: ignore[method-assign]
-        self._endpoint = endpoint
+        # EventEndpoint answers POST / before Flask routes anything; the rule is there so that
+        # Flask answers OPTIONS / (the webhook handshake) and 405 to other methods on /.
+        app.add_url_rule("/", EVENTS_RULE, _answered_by_event_endpoint, methods=["POST"])
+        app.wsgi_app = EventEndpoint(self, app.wsgi_app)  # type: ignore[method-assign]
         app.add_url_rule("/healthz", "healthz", self._healthz)
         app.add_url_rule("/readyz", "readyz", self._readyz)
         app.add_url_rule("/metrics", "metrics", self._metrics)
@@ -288,10 +301,6 @@ class Service:
         app.after_request(_no_type_without_body)
         app.after_request(_webhook_handshake)
         return app
-
-    def _receive_through_flask(self) -> Response:
-        answer = self._endpoint.receive(request.environ)
-        return Response(answer.body, answer.status, headers=answer.headers)
 
     def _healthz(self) -> Response:
         return json_response(200, {"status": "ok", "service": self.name})
@@ -322,6 +331,10 @@ class Service:
             self.relay.stop()
         if self.engine is not None:
             self.engine.dispose()
+
+
+def _answered_by_event_endpoint() -> Response:
+    raise RuntimeError("POST / is answered by EventEndpoint, in front of Flask")
 
 
 def current_service() -> Service:

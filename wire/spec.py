@@ -82,6 +82,11 @@ def parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
+def format_time(moment: datetime) -> str:
+    """A `time` value for an aware datetime: RFC 3339 in UTC with microseconds and "Z"."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
 def _leap_second_as_59(value: str) -> datetime | None:
     """For a timestamp whose seconds are 60, the same timestamp at second 59; else None."""
     if len(value) < 20 or value[17:19] != "60":

@@ -138,4 +138,4 @@ def create_app(config: CustomerConfig | None = None) -> Flask:
         metadata=store.metadata,
     )
     service.app.register_blueprint(routes)
-    return service.app
+    return service.start().app

@@ -245,4 +245,4 @@ def create_app(config: DeadletterConfig | None = None) -> Flask:
         config.broker_url, config.redelivery_timeout_seconds, metrics.redeliveries
     )
     service.app.register_blueprint(routes)
-    return service.app
+    return service.start().app

@@ -130,4 +130,4 @@ def create_app(config: InventoryConfig | None = None) -> Flask:
         metadata=store.metadata,
     )
     service.app.register_blueprint(routes)
-    return service.app
+    return service.start().app

@@ -63,4 +63,4 @@ def create_app(config: NotificationConfig | None = None, mailer: Mailer | None =
         resources={MAILER: mailer or SmtpMailer(config.mail)},
     )
     service.app.register_blueprint(routes)
-    return service.app
+    return service.start().app

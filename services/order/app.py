@@ -222,4 +222,4 @@ def create_app(config: OrderConfig | None = None) -> Flask:
         metadata=store.metadata,
     )
     service.app.register_blueprint(routes)
-    return service.app
+    return service.start().app

@@ -79,4 +79,4 @@ def create_app(config: PaymentConfig | None = None) -> Flask:
     log.warning(
         "payment uses the TEST-MODE card processor: no money moves (tokens in docs/services.md)"
     )
-    return service.app
+    return service.start().app

@@ -375,7 +375,7 @@ def create_app(config: ViewerConfig | None = None) -> Flask:
     service.app.extensions[_EXTENSION] = Viewer(config, history, streams)
     service.app.register_blueprint(routes)
     _end_streams_on_sigterm(history)
-    return service.app
+    return service.start().app
 
 
 def _end_streams_on_sigterm(history: EventHistory) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from types import MethodType
 
 from cloudevents.core.v1.event import CloudEvent
-from flask import Flask, Response
+from flask import Flask, Response, request
 
-from kit import HandlerSet, KitConfig, Transaction, create_service
+from kit import HandlerSet, KitConfig, Service, Transaction, create_service
+from kit.endpoint import EVENTS_RULE, EventEndpoint
 
 
 def bare_flask() -> Flask:
@@ -23,6 +24,10 @@ def bare_flask() -> Flask:
 
 def kit_sink() -> Flask:
     """A kit service without database work: strict parsing, routing, metrics, a log line."""
+    return _kit_service().app
+
+
+def _kit_service() -> Service:
     handlers = HandlerSet()
 
     @handlers.on_any()
@@ -30,11 +35,19 @@ def kit_sink() -> Flask:
         return None
 
     config = KitConfig.from_env("bench")
-    return create_service("bench", handlers, config=config, stateless=True).app
+    return create_service("bench", handlers, config=config, stateless=True).start()
 
 
 def kit_sink_through_flask() -> Flask:
     """The same kit sink with POST / routed by Flask: what the kit's own endpoint saves."""
     app = kit_sink()
+    endpoint = app.wsgi_app
+    assert isinstance(endpoint, EventEndpoint)
+
+    def receive() -> Response:
+        answer = endpoint.receive(request.environ)
+        return Response(answer.body, answer.status, headers=answer.headers)
+
+    app.view_functions[EVENTS_RULE] = receive
     app.wsgi_app = MethodType(Flask.wsgi_app, app)  # type: ignore[method-assign]
     return app

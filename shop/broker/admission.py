@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from wire.spec import Attributes, AttributeValue
+from wire.spec import Attributes, AttributeValue, format_time
 
 TTL_ATTRIBUTE = "knativebrokerttl"
 ARRIVAL_ATTRIBUTE = "knativearrivaltime"
@@ -77,8 +77,7 @@ def _as_int32(value: AttributeValue | None) -> int | None:
 
 def arrival_time(now: datetime | None = None) -> str:
     """`knativearrivaltime`: the RFC 3339 UTC time the ingress received the event."""
-    moment = (now or datetime.now(UTC)).astimezone(UTC)
-    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return format_time(now or datetime.now(UTC))
 
 
 def pass_through_headers(headers: Iterable[tuple[str, str]]) -> Headers:

@@ -153,4 +153,4 @@ def create_app() -> Any:
     service = create_service("kittest", handlers, schemas=SCHEMAS, metadata=metadata)
     service.app.register_blueprint(routes)
     service.app.wsgi_app = KillBeforeAnswer(service.app.wsgi_app)  # type: ignore[method-assign]
-    return service.app
+    return service.start().app

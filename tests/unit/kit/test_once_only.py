@@ -45,7 +45,7 @@ def build(tmp_path: Path) -> tuple[object, list[WireEvent]]:
         source="/shop/once",
         relay_enabled=False,
     )
-    service = create_service("once", handlers, config=config, metadata=metadata)
+    service = create_service("once", handlers, config=config, metadata=metadata).start()
     return service, received
 
 

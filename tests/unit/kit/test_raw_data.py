@@ -25,7 +25,9 @@ def test_raw_data_skips_parsing_and_schema_checks_only_when_asked(
         seen.append(event.get_data())
 
     config = KitConfig("raw", f"sqlite:///{tmp_path}/raw.db", "/shop/raw", relay_enabled=False)
-    client = create_service("raw", handlers, config=config, schemas=SCHEMAS).app.test_client()
+    client = (
+        create_service("raw", handlers, config=config, schemas=SCHEMAS).start().app.test_client()
+    )
     headers, _ = binary_request("t.typed", {})
     broken = client.post("/", headers=headers, data=b"{not json")
     headers, body = binary_request("t.typed", {"y": 1})
