@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from wire.errors import Problem
+
 
 class RetryLater(Exception):
     """Transient trouble: the kit answers 503 (and Retry-After when given); the broker retries."""
@@ -14,22 +16,10 @@ class RetryLater(Exception):
         self.retry_after_seconds = retry_after_seconds
 
 
-class RequestError(Exception):
+class RequestError(Problem):
     """A client mistake in an HTTP API call: answered with `status` and a JSON body."""
 
     def __init__(
         self, status: int, error: str, field: str | None = None, limit: Any = None
     ) -> None:
-        super().__init__(error)
-        self.status = status
-        self.error = error
-        self.field = field
-        self.limit = limit
-
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"error": self.error}
-        if self.field is not None:
-            body["field"] = self.field
-        if self.limit is not None:
-            body["limit"] = self.limit
-        return body
+        super().__init__(status, error, field=field, limit=limit)

@@ -11,11 +11,11 @@ parser of Node.js), as in the broker's own server. The services' gunicorn worker
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httptools
 
+from wire.errors import Problem
 from wire.http_binding import repeated_header
 from wire.limits import (
     HEADERS_TOO_LARGE,
@@ -34,22 +34,13 @@ from wire.spec import InvalidEvent, check_attribute_name
 _EXPECT = re.compile(rb"\r\nexpect[ \t]*:[^\r\n]*(?=\r\n)", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class Refusal:
+class Refusal(Problem):
     """A request answered without reaching the application; the connection closes after it."""
 
-    status: int
-    message: str
-    limit: int | None = None
-    attribute: str | None = None
-
-    def body(self) -> dict[str, object]:
-        body: dict[str, object] = {"error": self.message}
-        if self.limit is not None:
-            body["limit"] = self.limit
-        if self.attribute is not None:
-            body["attribute"] = self.attribute
-        return body
+    def __init__(
+        self, status: int, message: str, limit: int | None = None, attribute: str | None = None
+    ) -> None:
+        super().__init__(status, message, attribute=attribute, limit=limit)
 
 
 class _Complete(Exception):

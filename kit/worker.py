@@ -201,7 +201,7 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
         self.nr_conns -= 1
         sock = reading.conn.sock
         self.log.info("refused a request: %s %s", refusal.status, refusal.message)
-        _send_now(sock, error_response(refusal.status, refusal.body()))
+        _send_now(sock, error_response(refusal.status, refusal.to_json()))
         try:
             sock.shutdown(socket.SHUT_WR)
         except OSError:

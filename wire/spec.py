@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from rfc3339_validator import validate_rfc3339
 from rfc3986_validator import validate_rfc3986
 
-from wire.strings import QUOTE_CHARACTERS, quote, string_problem
+from wire.errors import Problem
+from wire.strings import quote, string_problem
 
 AttributeValue = str | int | bool
 Attributes = dict[str, AttributeValue]
@@ -31,20 +31,11 @@ _MEDIA_TYPE = re.compile(
 )
 
 
-class InvalidEvent(ValueError):
-    """A request that is not a valid CloudEvent; carries the HTTP status and the culprit."""
+class InvalidEvent(Problem, ValueError):
+    """A request that is not a valid CloudEvent: 400 (or `status`), naming the attribute."""
 
     def __init__(self, message: str, attribute: str | None = None, status: int = 400) -> None:
-        super().__init__(message)
-        self.message = message
-        self.attribute = attribute
-        self.status = status
-
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"error": self.message}
-        if self.attribute is not None:
-            body["attribute"] = self.attribute[:QUOTE_CHARACTERS]
-        return body
+        super().__init__(status, message, attribute=attribute)
 
 
 def check_attribute_name(name: str) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Any
 
 from shop.broker.admission import (
     ARRIVAL_ATTRIBUTE,
@@ -23,26 +22,18 @@ from shop.broker.envelope import Envelope
 from shop.broker.metrics import BrokerMetrics
 from shop.broker.routes import BrokerRoute, TriggerRoute
 from shop.broker.store import Writer
+from wire.errors import Problem
 from wire.http_binding import WireEvent
 from wire.spec import Attributes, AttributeValue
 
 log = logging.getLogger(__name__)
 
 
-class Refused(Exception):
+class Refused(Problem):
     """An event the ingress answers with an error status instead of accepting it."""
 
     def __init__(self, status: int, message: str, attribute: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.attribute = attribute
-
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"error": self.message}
-        if self.attribute is not None:
-            body["attribute"] = self.attribute
-        return body
+        super().__init__(status, message, attribute=attribute)
 
 
 class Acceptor:

@@ -32,6 +32,7 @@ from urllib.parse import parse_qsl
 
 import httptools
 
+from wire.errors import Problem
 from wire.limits import (
     HEADERS_TOO_LARGE,
     MAX_HEADER_BYTES,
@@ -151,14 +152,11 @@ class _Queued:
     head: bool = False  # the refused request was a HEAD: its answer has no body
 
 
-class _Refusal(Exception):
+class _Refusal(Problem):
     """A request the server answers itself with `status`; the connection then closes."""
 
     def __init__(self, status: int, message: str, limit: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.limit = limit
+        super().__init__(status, message, limit=limit)
 
 
 class _Connection(asyncio.Protocol):
@@ -398,12 +396,9 @@ class _Connection(asyncio.Protocol):
         # llhttp knows the method once the target began (before, it reports method 0, DELETE).
         head = self._incoming is not None and bool(self._url) and self._method() == b"HEAD"
         self._incoming = None
-        document: dict[str, object] = {"error": refusal.message}
-        if refusal.limit is not None:
-            document["limit"] = refusal.limit
         response = Response(
             refusal.status,
-            json.dumps(document).encode(),
+            json.dumps(refusal.to_json()).encode(),
             headers=self._server.error_headers,
             content_type=JSON,
         )
