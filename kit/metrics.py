@@ -33,6 +33,11 @@ class KitMetrics:
             "Failed attempts to post an outbox event to the broker",
             registry=self.registry,
         )
+        self.relay_parked = Counter(
+            "shop_outbox_parked",
+            "Outbox events the broker refused for good (a 4xx it does not retry), kept unsent",
+            registry=self.registry,
+        )
         self.backlog = Gauge(
             "shop_outbox_backlog",
             "Outbox events not yet accepted by the broker",

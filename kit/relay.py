@@ -1,8 +1,16 @@
-"""The outbox relay: posts stored events to the broker until it accepts them (2xx)."""
+"""The outbox relay: posts stored events to the broker until it accepts them (2xx).
+
+It follows Knative's delivery rules (wire.knative.delivery): what Knative retries (no answer,
+5xx, 404, 408, 409, 429) is retried with exponential back-off, capped so that the outbox keeps
+trying for as long as it takes. An event the broker refuses for good (any other 4xx: it is not
+a valid event, or too large) is parked: kept in the outbox with its error, never posted again
+until an operator clears `next_attempt_at`, and counted in `shop_outbox_parked`.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
@@ -18,22 +26,34 @@ from kit.metrics import KitMetrics
 from kit.outbox import outbox
 from kit.outgoing import Message
 from wire.http_binding import HEADER_PREFIX, encode_header_value
+from wire.knative.delivery import DeliverySpec, backoff_delay, is_retryable
 
 log = logging.getLogger("shop.kit.relay")
 
 LEASE_SECONDS = 30.0
 BATCH_SIZE = 100
-BACKOFF_BASE_SECONDS = 0.5
+BACKOFF = DeliverySpec(backoff_policy="exponential", backoff_delay=0.5)
 BACKOFF_CAP_SECONDS = 60.0
+#: `next_attempt_at` of a parked event: never due.
+PARKED = math.inf
 
 
 def relay_backoff(attempts: int) -> float:
-    """Seconds before the next attempt after `attempts` failures: capped exponential, jittered.
+    """Seconds before the next attempt after `attempts` failures: Knative's exponential back-off,
+    capped and jittered (processes that failed together do not retry together).
 
     The schedule lives in the outbox row, not in a retry loop, so that it survives restarts.
     """
-    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0))
+    ceiling = min(BACKOFF_CAP_SECONDS, backoff_delay(BACKOFF, max(attempts, 1)))
     return float(ceiling * random.uniform(0.5, 1.0))
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a post was not accepted: the status (None: no answer) and a short description."""
+
+    status: int | None
+    error: str
 
 
 @dataclass(frozen=True)
@@ -95,12 +115,15 @@ class OutboxRelay:
         rows = self._claim_due()
         sent: list[int] = []
         for seq, headers, body, attempts in rows:
-            error = self._post(Message.from_stored(headers, body))
-            if error is None:
+            failure = self._post(Message.from_stored(headers, body))
+            if failure is None:
                 sent.append(seq)
-            else:
+            elif is_retryable(failure.status):
                 self._metrics.relay_failures.inc()
-                self._reschedule(seq, attempts + 1, error)
+                self._reschedule(seq, attempts + 1, failure.error)
+            else:
+                self._metrics.relay_parked.inc()
+                self._park(seq, attempts + 1, failure.error)
         if sent:
             with self._engine.begin() as connection:
                 connection.execute(outbox.delete().where(outbox.c.seq.in_(sent)))
@@ -130,7 +153,7 @@ class OutboxRelay:
             ).all()
         return [(row.seq, row.headers, row.body, row.attempts) for row in rows]
 
-    def _post(self, message: Message) -> str | None:
+    def _post(self, message: Message) -> Failure | None:
         """Post one event; None when the broker accepted it, else what went wrong."""
         headers = dict(message.headers)
         for name, value in self._settings.ce_overrides.items():
@@ -144,10 +167,10 @@ class OutboxRelay:
                 timeout=self._settings.timeout_seconds,
             )
         except requests.RequestException as error:
-            return f"{type(error).__name__}: {error}"
+            return Failure(None, f"{type(error).__name__}: {error}")
         if 200 <= response.status_code < 300:
             return None
-        return f"HTTP {response.status_code}: {response.text[:200]}"
+        return Failure(response.status_code, f"HTTP {response.status_code}: {response.text[:200]}")
 
     def _reschedule(self, seq: int, attempts: int, error: str) -> None:
         delay = relay_backoff(attempts)
@@ -156,13 +179,23 @@ class OutboxRelay:
             delay,
             extra={"outcome": "relay_failed", "attempt": attempts, "error": error},
         )
+        self._schedule(seq, attempts, time.time() + delay, error)
+
+    def _park(self, seq: int, attempts: int, error: str) -> None:
+        log.error(
+            "outbox event refused by the broker; parked in the outbox, not retried",
+            extra={"outcome": "relay_parked", "attempt": attempts, "error": error},
+        )
+        self._schedule(seq, attempts, PARKED, error)
+
+    def _schedule(self, seq: int, attempts: int, next_attempt_at: float, error: str) -> None:
         with self._engine.begin() as connection:
             connection.execute(
                 outbox.update()
                 .where(outbox.c.seq == seq)
                 .values(
                     attempts=attempts,
-                    next_attempt_at=time.time() + delay,
+                    next_attempt_at=next_attempt_at,
                     lease_until=0.0,
                     lease_owner=None,
                     last_error=error,

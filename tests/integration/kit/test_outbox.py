@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import requests
@@ -15,11 +16,15 @@ from tests.support.recording_sink import RecordingSink
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
-def backlog(url: str) -> float:
+def metric(url: str, name: str) -> float:
     text = requests.get(f"{url}/metrics", timeout=5).text
-    match = re.search(r"^shop_outbox_backlog (\S+)$", text, re.M)
+    match = re.search(rf"^{name} (\S+)$", text, re.M)
     assert match, text
     return float(match.group(1))
+
+
+def backlog(url: str) -> float:
+    return metric(url, "shop_outbox_backlog")
 
 
 def test_an_event_waits_for_an_unreachable_broker_and_is_delivered_once_it_returns(
@@ -60,6 +65,25 @@ def test_an_event_waits_for_an_unreachable_broker_and_is_delivered_once_it_retur
         assert received.body == b'{"order_id":"o-1","amount":3}'
     finally:
         app.stop()
+
+
+def test_an_event_the_broker_refuses_for_good_is_parked_not_retried_and_not_lost(
+    tmp_path: Path,
+) -> None:
+    with RecordingSink(status=400) as sink:
+        app = serve_kit_app(tmp_path, K_SINK=sink.url, OUTBOX_POLL_SECONDS="0.2")
+        try:
+            placed = requests.post(f"{app.url}/orders", json={"order_id": "o-1"}, timeout=5)
+            assert placed.status_code == 201
+            wait_for(lambda: metric(app.url, "shop_outbox_parked_total") == 1, what="parking")
+            # Retried, the next attempt would come within a second (back-off 0.5 s, jittered).
+            time.sleep(2.5)
+            assert metric(app.url, "shop_outbox_parked_total") == 1
+            assert metric(app.url, "shop_outbox_relay_failures_total") == 0
+            assert backlog(app.url) == 1
+            assert app.logs().count("relay_parked") == 1
+        finally:
+            app.stop()
 
 
 def test_nothing_is_sent_for_a_transaction_that_rolled_back(
