@@ -21,6 +21,9 @@ from kit.json_schema import Schema
 
 SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas"
 SCHEMA_URN_PREFIX = "urn:shop:schema:"
+#: A stock-keeping unit, wherever one appears: in event data (each schema states it, as a
+#: published schema must stand alone; a test holds them to this), order lines and /stock/<sku>.
+SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 
 class CatalogError(ValueError):

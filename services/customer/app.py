@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,17 +18,6 @@ from services.customer.handlers import handlers
 from wire.strings import quote
 
 SERVICE = "customer"
-
-
-@dataclass(frozen=True)
-class CustomerConfig:
-    """The customer service's configuration (the kit's settings are all it needs)."""
-
-    kit: KitConfig
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> CustomerConfig:
-        return cls(KitConfig.from_env(SERVICE, environ))
 
 
 NEW_USER = BodySchema(
@@ -127,13 +114,12 @@ def _view(user: store.User) -> dict[str, Any]:
     return {"id": user.id, "name": user.name, "email": user.email, "created_at": user.created_at}
 
 
-def create_app(config: CustomerConfig | None = None) -> Flask:
+def create_app(config: KitConfig | None = None) -> Flask:
     """The customer service's WSGI app: `gunicorn "services.customer.app:create_app()"`."""
-    config = config or CustomerConfig.from_env()
     service = create_service(
         SERVICE,
         handlers,
-        config=config.kit,
+        config=config or KitConfig.from_env(SERVICE),
         schemas=load_catalog().registry,
         metadata=store.metadata,
     )

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Flask, Response
 
-from catalog import load_catalog
+from catalog import SKU_PATTERN, load_catalog
 from kit import KitConfig, RequestError, create_service, current_service
 from kit.api import BodySchema, json_response
 from kit.openapi import ERROR, LOCATION, Operation, Reply, describe
@@ -18,18 +16,6 @@ from services.inventory.handlers import handlers
 from wire.strings import quote
 
 SERVICE = "inventory"
-SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-
-
-@dataclass(frozen=True)
-class InventoryConfig:
-    """The inventory service's configuration (the kit's settings are all it needs)."""
-
-    kit: KitConfig
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> InventoryConfig:
-        return cls(KitConfig.from_env(SERVICE, environ))
 
 
 SET_STOCK = BodySchema(
@@ -119,13 +105,12 @@ def _view(found: store.Stock) -> dict[str, Any]:
     }
 
 
-def create_app(config: InventoryConfig | None = None) -> Flask:
+def create_app(config: KitConfig | None = None) -> Flask:
     """The inventory service's WSGI app: `gunicorn "services.inventory.app:create_app()"`."""
-    config = config or InventoryConfig.from_env()
     service = create_service(
         SERVICE,
         handlers,
-        config=config.kit,
+        config=config or KitConfig.from_env(SERVICE),
         schemas=load_catalog().registry,
         metadata=store.metadata,
     )

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from flask import Blueprint, Flask, Response
 
-from catalog import load_catalog
+from catalog import SKU_PATTERN, load_catalog
 from kit import KitConfig, NewEvent, RequestError, create_service, current_service
 from kit.api import BodySchema, json_response
 from kit.openapi import ERROR, LOCATION, Operation, Reply, describe
@@ -20,17 +18,6 @@ from wire.strings import quote
 
 SERVICE = "order"
 MAX_LINES = 100
-
-
-@dataclass(frozen=True)
-class OrderConfig:
-    """The order service's configuration (the kit's settings are all it needs)."""
-
-    kit: KitConfig
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> OrderConfig:
-        return cls(KitConfig.from_env(SERVICE, environ))
 
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
@@ -48,7 +35,7 @@ NEW_ORDER = BodySchema(
                     "type": "object",
                     "required": ["sku", "quantity", "unit_price"],
                     "properties": {
-                        "sku": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"},
+                        "sku": {"type": "string", "pattern": SKU_PATTERN},
                         "quantity": {"type": "integer", "minimum": 1, "maximum": 10000},
                         "unit_price": {"type": "integer", "minimum": 0, "maximum": 100000000},
                     },
@@ -211,13 +198,12 @@ def _view(connection: sa.Connection, order_id: str) -> dict[str, Any]:
     }
 
 
-def create_app(config: OrderConfig | None = None) -> Flask:
+def create_app(config: KitConfig | None = None) -> Flask:
     """The order service's WSGI app: `gunicorn "services.order.app:create_app()"`."""
-    config = config or OrderConfig.from_env()
     service = create_service(
         SERVICE,
         handlers,
-        config=config.kit,
+        config=config or KitConfig.from_env(SERVICE),
         schemas=load_catalog().registry,
         metadata=store.metadata,
     )

@@ -24,11 +24,11 @@ from kit.openapi import (
     build_document,
     describe,
 )
-from services.customer.app import NEW_USER, CustomerConfig
+from services.customer.app import NEW_USER
 from services.customer.app import create_app as create_customer
-from services.inventory.app import SET_STOCK, InventoryConfig
+from services.inventory.app import SET_STOCK
 from services.inventory.app import create_app as create_inventory
-from services.order.app import NEW_ORDER, OrderConfig
+from services.order.app import NEW_ORDER
 from services.order.app import create_app as create_order
 from services.order.app import routes as order_routes
 from services.payment.app import PaymentConfig
@@ -37,9 +37,9 @@ from tests.unit.services.running_service import kit_config
 
 AppFactory = Callable[[str], Flask]
 SERVICES: Mapping[str, AppFactory] = {
-    "order": lambda url: create_order(OrderConfig(kit_config("order", url))),
-    "customer": lambda url: create_customer(CustomerConfig(kit_config("customer", url))),
-    "inventory": lambda url: create_inventory(InventoryConfig(kit_config("inventory", url))),
+    "order": lambda url: create_order(kit_config("order", url)),
+    "customer": lambda url: create_customer(kit_config("customer", url)),
+    "inventory": lambda url: create_inventory(kit_config("inventory", url)),
 }
 #: The request body of each operation that takes JSON, as the route parses it.
 REQUEST_BODIES: Mapping[str, Mapping[tuple[str, str], BodySchema]] = {

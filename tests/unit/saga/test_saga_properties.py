@@ -33,15 +33,12 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
-from services.customer.app import CustomerConfig
 from services.customer.app import create_app as customer_app
 from services.inventory import store as inventory_store
-from services.inventory.app import InventoryConfig
 from services.inventory.app import create_app as inventory_app
 from services.notification.app import NotificationConfig
 from services.notification.app import create_app as notification_app
 from services.notification.mailer import Mail, MailSettings
-from services.order.app import OrderConfig
 from services.order.app import create_app as order_app
 from services.payment import store as payment_store
 from services.payment.app import PaymentConfig
@@ -92,9 +89,9 @@ def shop(database_urls: Callable[[str], str]) -> Iterator[Shop]:
         return kit_config(name, database_urls(name))
 
     apps = [
-        customer_app(CustomerConfig(config("customer"))),
-        order_app(OrderConfig(config("order"))),
-        inventory_app(InventoryConfig(config("inventory"))),
+        customer_app(config("customer")),
+        order_app(config("order")),
+        inventory_app(config("inventory")),
         payment_app(PaymentConfig(config("payment"), amount_limit=AMOUNT_LIMIT)),
         notification_app(NotificationConfig(config("notification"), MailSettings()), mailer),
     ]

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from services.customer.app import CustomerConfig, create_app
+from services.customer.app import create_app
 from tests.unit.services.running_service import RunningService, kit_config
 
 
 @pytest.fixture
 def customer(database_url: str) -> Iterator[RunningService]:
-    running = RunningService(create_app(CustomerConfig(kit_config("customer", database_url))))
+    running = RunningService(create_app(kit_config("customer", database_url)))
     yield running
     running.close()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog import CatalogError, load_catalog
+from catalog import SKU_PATTERN, CatalogError, load_catalog
 from kit.schemas import DataError
 
 # The producers of docs/design.md's contract table.
@@ -128,3 +128,19 @@ def test_each_service_handles_exactly_the_types_its_triggers_deliver(service: st
     assert set(handlers.by_type) == CONSUMES[service]
     assert handlers.fallback is None
     assert set(handlers.by_type) <= set(load_catalog().types)
+
+
+def _sku_properties(node: object) -> list[object]:
+    """Every schema under a `sku` property, at any depth."""
+    if isinstance(node, dict):
+        found = [node["properties"]["sku"]] if "sku" in node.get("properties", {}) else []
+        return found + [sku for value in node.values() for sku in _sku_properties(value)]
+    if isinstance(node, list):
+        return [sku for value in node for sku in _sku_properties(value)]
+    return []
+
+
+def test_every_sku_in_event_data_follows_the_one_sku_rule() -> None:
+    skus = [sku for entry in load_catalog() for sku in _sku_properties(dict(entry.schema))]
+    assert len(skus) >= 4  # order.created, order.confirmed, inventory.reserved/released
+    assert all(sku == {"type": "string", "pattern": SKU_PATTERN} for sku in skus), skus

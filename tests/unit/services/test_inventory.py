@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from services.inventory import store
-from services.inventory.app import InventoryConfig, create_app
+from services.inventory.app import create_app
 from tests.unit.services.running_service import (
     Delivery,
     RunningService,
@@ -20,7 +20,7 @@ from tests.unit.services.running_service import (
 
 @pytest.fixture
 def inventory(database_url: str) -> Iterator[RunningService]:
-    running = RunningService(create_app(InventoryConfig(kit_config("inventory", database_url))))
+    running = RunningService(create_app(kit_config("inventory", database_url)))
     yield running
     running.close()
 

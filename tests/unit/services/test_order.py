@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from services.order.app import OrderConfig, create_app
+from services.order.app import create_app
 from tests.unit.services.running_service import Delivery, RunningService, kit_config
 
 ORDER = {
@@ -28,7 +28,7 @@ DECLINED = ("payment.declined", "/shop/payment")
 
 @pytest.fixture
 def order(database_url: str) -> Iterator[RunningService]:
-    running = RunningService(create_app(OrderConfig(kit_config("order", database_url))))
+    running = RunningService(create_app(kit_config("order", database_url)))
     yield running
     running.close()
 
