@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,19 +11,6 @@ from shop.cli import main
 from tests.support.processes import free_port
 from tests.support.recording_sink import RecordingSink
 from wire.http_binding import STRUCTURED_JSON, parse_binary
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[RecordingSink]:
-    with RecordingSink() as sink:
-        yield sink
-
-
-@pytest.fixture
-def broker(server: RecordingSink) -> RecordingSink:
-    server.status = 202
-    server.received.clear()
-    return server
 
 
 def test_send_posts_a_binary_mode_event_and_prints_the_status(

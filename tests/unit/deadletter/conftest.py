@@ -22,20 +22,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-@pytest.fixture(scope="session")
-def broker_server() -> Iterator[RecordingSink]:
-    with RecordingSink() as sink:
-        yield sink
-
-
-@pytest.fixture
-def broker(broker_server: RecordingSink) -> RecordingSink:
-    """A real HTTP server standing in for the broker's ingress: answers 202 unless told."""
-    broker_server.status = 202
-    broker_server.received.clear()
-    return broker_server
-
-
 def build_app(database_url: str, broker_url: str | None) -> Flask:
     kit = KitConfig(
         service="deadletter",

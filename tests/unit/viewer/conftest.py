@@ -31,20 +31,6 @@ def viewer_config(**overrides: object) -> ViewerConfig:
     return ViewerConfig(kit, **settings)  # type: ignore[arg-type]
 
 
-@pytest.fixture(scope="session")
-def broker_server() -> Iterator[RecordingSink]:
-    with RecordingSink() as sink:
-        yield sink
-
-
-@pytest.fixture
-def broker(broker_server: RecordingSink) -> RecordingSink:
-    """A real HTTP server standing in for the broker's ingress: answers 202 unless told."""
-    broker_server.status = 202
-    broker_server.received.clear()
-    return broker_server
-
-
 @pytest.fixture
 def viewer(broker: RecordingSink) -> Flask:
     """The viewer with a history of 5 events, sending to `broker`."""

@@ -1,0 +1,23 @@
+"""Fixtures the unit tests share."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.recording_sink import RecordingSink
+
+
+@pytest.fixture(scope="session")
+def broker_server() -> Iterator[RecordingSink]:
+    with RecordingSink() as sink:
+        yield sink
+
+
+@pytest.fixture
+def broker(broker_server: RecordingSink) -> RecordingSink:
+    """A real HTTP server standing in for the broker's ingress: answers 202 unless told."""
+    broker_server.status = 202
+    broker_server.received.clear()
+    return broker_server
