@@ -1,6 +1,6 @@
 """Keep-alive HTTP/1.1 connection pools for delivery: asyncio protocols and httptools' parser.
 
-Why not aiohttp's client (the server side is aiohttp): one aiohttp client request costs about
+Why not aiohttp's client: one aiohttp client request costs about
 125 microseconds of CPU here, this about 25, and delivery is the broker's hottest path (each
 event is sent once per matching trigger). Parsing is left to httptools (llhttp, the parser of
 Node.js); what is written here is only the pool and the request line.
