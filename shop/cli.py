@@ -9,6 +9,10 @@ import sys
 from collections.abc import Sequence
 
 import shop.commands
+from shop.inspect import NotRunning
+
+# A command needs `shop up` and none runs: the code each command used for it before (tests pin it).
+EXIT_NOT_RUNNING = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,8 +32,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one sub-command; its exit code.
+
+    Every command that talks to `shop up` finds it through shop.inspect.endpoints, which raises
+    NotRunning when none runs: it is reported here, for all of them, in one line.
+    """
     args = build_parser().parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except NotRunning as error:
+        print(f"shop {args.command}: {error}", file=sys.stderr)
+        return EXIT_NOT_RUNNING
     return result
 
 

@@ -6,7 +6,8 @@
     GET  /api/stream?filter=&after=         server-sent events (resumes from Last-Event-ID)
     GET  /api/timeline?subject=             one subject's events in order, with the delays
     GET  /api/subjects                      subjects seen lately, newest first
-    GET  /api/topology                      which Trigger routes what to whom
+    GET  /api/topology                      which Trigger routes what to whom, by name and
+                                            in words (from the topology document, wire.topology)
     POST /api/send                          the send form: post an event to the broker
     GET|POST|DELETE /api/deadletters...     the deadletter service's API, passed through (it is
                                             cluster-local; the viewer is public)
@@ -32,16 +33,16 @@ from prometheus_client import Gauge
 from kit import KitConfig, RequestError, create_service
 from kit.api import json_response
 from kit.config import ConfigError
-from services.viewer import sending
 from services.viewer.handlers import HISTORY, handlers
 from services.viewer.history import EventHistory
+from services.viewer.sending import SEND_FORM
 from services.viewer.stream import event_stream
-from services.viewer.topology import TopologyError, TopologyView, parse_topology_text
-from services.viewer.topology import parse_topology as parse_topology_document
 from services.viewer.views import entry_json, status_json, timeline_json
+from wire.event_form import FormError, event_from_form, post_event
 from wire.knative.filters import FilterError, Predicate, compile_user_filter
 from wire.spec import InvalidEvent
 from wire.strings import quote
+from wire.topology import TopologyError, TopologyView, parse_topology, parse_topology_text
 
 SERVICE = "viewer"
 DEFAULT_HISTORY = 1000
@@ -224,7 +225,7 @@ def show_topology() -> Response:
     if config.topology_url:
         document = _fetch_json(config.topology_url, "the topology")
         try:
-            view = parse_topology_document(document)
+            view = parse_topology(document)
         except TopologyError as error:
             raise RequestError(502, f"{config.topology_url}: {error}") from None
         return json_response(200, {**view.to_json(), "source": config.topology_url})
@@ -237,10 +238,10 @@ def show_topology() -> Response:
 def send_event() -> Response:
     """Post the form's event to the broker: 200 when accepted, 502 with its answer when not."""
     config = _viewer().config
-    form = sending.SEND_FORM.parse()
+    form = SEND_FORM.parse()
     try:
-        event = sending.event_from_form(form)
-    except sending.FormError as error:
+        event = event_from_form(form)
+    except FormError as error:
         raise RequestError(400, error.message, error.field) from None
     except InvalidEvent as error:
         raise RequestError(400, error.message, error.attribute) from None
@@ -248,7 +249,7 @@ def send_event() -> Response:
         raise RequestError(503, "the viewer has no broker to send to: set K_SINK or BROKER_URL")
     structured = form.get("mode") == "structured"
     try:
-        result = sending.post_event(
+        result = post_event(
             config.broker_url,
             event,
             structured=structured,

@@ -15,7 +15,8 @@ from shop.broker.http_server import JSON, Request, Response
 from shop.broker.journal import Journal
 from shop.broker.metrics import CONTENT_TYPE, BrokerMetrics
 from shop.broker.routes import Routes, TriggerRoute
-from wire.knative import DeliverySpec
+from wire.knative import DeliverySpec, Destination
+from wire.topology import broker_json, topology_document, trigger_json
 
 PREFIX = "/_shop"
 
@@ -27,6 +28,7 @@ class ObservabilityApi:
         self._routes = routes
         self._journal = journal
         self._metrics = metrics
+        self._topology = json.dumps(routes_document(routes)).encode()
         self._by_path: dict[str, Callable[[Request], Awaitable[Response]]] = {
             "/healthz": self.healthz,
             "/metrics": self.metrics,
@@ -80,20 +82,27 @@ class ObservabilityApi:
         return _json({"dead_letters": items, "next_after": next_after})
 
     async def topology(self, request: Request) -> Response:
-        return _json(
-            {
-                "brokers": [
-                    {
-                        "namespace": broker.namespace,
-                        "name": broker.name,
-                        "url": broker.url,
-                        "triggers": [trigger.name for trigger in broker.triggers],
-                    }
-                    for broker in self._routes.brokers.values()
-                ],
-                "triggers": [_trigger(route) for route in self._routes.triggers.values()],
-            }
-        )
+        # The routes are fixed at start-up, and so is their document.
+        return Response(200, self._topology, content_type=JSON)
+
+
+def routes_document(routes: Routes) -> dict[str, Any]:
+    """The topology document (wire.topology) of what this broker routes, by the URLs it posts to.
+
+    A trigger's `deadLetterSink` is its effective one; the brokers carry none of their own.
+    """
+    return topology_document(
+        [
+            broker_json(
+                broker.namespace,
+                broker.name,
+                url=broker.url,
+                triggers=[trigger.name for trigger in broker.triggers],
+            )
+            for broker in routes.brokers.values()
+        ],
+        [_trigger(route) for route in routes.triggers.values()],
+    )
 
 
 def _json(document: object, status: int = 200) -> Response:
@@ -101,16 +110,17 @@ def _json(document: object, status: int = 200) -> Response:
 
 
 def _trigger(route: TriggerRoute) -> dict[str, Any]:
-    return {
-        "namespace": route.namespace,
-        "name": route.name,
-        "broker": route.broker,
-        "subscriber": route.subscriber_url,
-        "dead_letter_sink": route.dead_letter_url,
-        "delivery": _delivery(route.delivery),
-        "concurrency": route.concurrency,
-        **route.filter_spec,
-    }
+    dead_letter = route.dead_letter_url
+    return trigger_json(
+        route.namespace,
+        route.name,
+        route.broker,
+        Destination(uri=route.subscriber_url),
+        dead_letter_sink=None if dead_letter is None else Destination(uri=dead_letter),
+        spec=route.filter_spec,
+        delivery=_delivery(route.delivery),
+        concurrency=route.concurrency,
+    )
 
 
 def _delivery(spec: DeliverySpec) -> dict[str, Any]:

@@ -20,7 +20,8 @@ from shop.inspect.deadletters import (
     render_list,
     time_bound,
 )
-from shop.inspect.endpoints import LocalShop, NotRunning, local_shop
+from shop.inspect.endpoints import LocalShop, local_shop
+from shop.inspect.reach import why_no_answer
 
 ACTIONS = ("list", "show", "redeliver", "delete")
 
@@ -56,13 +57,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.action != "list" and args.id is None:
         args.parser.error(f"{args.action} needs the id of a dead letter")
     local: LocalShop | None = None
-    try:
-        if args.url is None:
-            local = local_shop(args.state_dir, option="--url")
-        url = args.url or (local.url("deadletter", option="--url") if local else "")
-    except NotRunning as error:
-        print(f"shop deadletters: {error}", file=sys.stderr)
-        return 2
+    if args.url is None:
+        local = local_shop(args.state_dir, option="--url URL")
+    url = args.url or (local.url("deadletter", option="--url URL") if local else "")
     client = DeadLetterClient(url)
     names = name_destinations(local.endpoints) if local else {}
     try:
@@ -143,5 +140,6 @@ def _broker_held(local: LocalShop) -> list[dict[str, Any]]:
                 return items
             after = page["next_after"]
     except (requests.RequestException, ValueError, KeyError) as error:
-        print(f"shop deadletters: cannot read the local broker's table: {error}", file=sys.stderr)
+        why = why_no_answer(error) if isinstance(error, requests.RequestException) else error
+        print(f"shop deadletters: cannot read the local broker's table: {why}", file=sys.stderr)
         return items

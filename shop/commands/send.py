@@ -51,9 +51,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _run(args: argparse.Namespace) -> int:
     import requests
 
-    from services.viewer.sending import FormError, event_from_form, post_event
     from shop.inspect.compose import OptionError, data_text, extensions
-    from shop.inspect.endpoints import NotRunning, local_shop
+    from shop.inspect.endpoints import local_shop
+    from shop.inspect.reach import why_no_answer
+    from wire.event_form import FormError, event_from_form, post_event
     from wire.spec import InvalidEvent
 
     try:
@@ -67,8 +68,8 @@ def _run(args: argparse.Namespace) -> int:
             "extensions": extensions(args.extension),
         }
         event = event_from_form(form)
-        url = args.to or local_shop(args.state_dir, option="--to").broker_ingress
-    except (OptionError, NotRunning) as error:
+        url = args.to or local_shop(args.state_dir, option="--to URL").broker_ingress
+    except OptionError as error:
         print(f"shop send: {error}", file=sys.stderr)
         return 2
     except FormError as error:
@@ -80,7 +81,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         result = post_event(url, event, structured=args.structured, timeout=args.timeout)
     except requests.RequestException as error:
-        print(f"shop send: {url} did not answer: {error}", file=sys.stderr)
+        print(f"shop send: {url} did not answer: {why_no_answer(error)}", file=sys.stderr)
         return 1
     mode = "structured" if args.structured else "binary"
     print(

@@ -1,8 +1,10 @@
 """`shop status`: is everything ready, and how many dead letters are there?
 
-In a cluster (`--context`, `--kubeconfig`, or no `shop up` running): the Broker's address and
-readiness, each Knative Service and Trigger with its Ready condition and the reason when it is
-not ready, the EventTypes, and the dead letters. Locally: the same for `shop up`.
+In a cluster (`--context`, `--kubeconfig`, or no endpoints.json of a `shop up`): the Broker's
+address and readiness, each Knative Service and Trigger with its Ready condition and the reason
+when it is not ready, the EventTypes, and the dead letters. Locally: the same for `shop up`; an
+endpoints.json left from a run that ended says `no shop up` (shop.inspect.endpoints.local_shop
+says how it tells).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _run(args: argparse.Namespace) -> int:
     # The kubernetes client takes a while to import: only `shop status` pays for it.
     from shop.inspect.cluster import ClusterTarget, ClusterUnavailable, cluster_status
-    from shop.inspect.endpoints import NotRunning, local_shop
+    from shop.inspect.endpoints import local_shop
     from shop.inspect.local import LocalTarget, local_status
     from shop.inspect.status import render
 
@@ -55,13 +57,13 @@ def _run(args: argparse.Namespace) -> int:
     running = (args.state_dir / "run" / "endpoints.json").exists()
     try:
         if args.local or (running and not in_cluster):
-            shop = local_shop(args.state_dir, option="--context")
+            shop = local_shop(args.state_dir, option="--context NAME for a cluster")
             report = local_status(LocalTarget(shop, args.manifests))
         else:
             report = cluster_status(
                 ClusterTarget(args.namespace, args.context, args.kubeconfig, args.deadletter_url)
             )
-    except (NotRunning, ClusterUnavailable) as error:
+    except ClusterUnavailable as error:
         print(f"shop status: {error}", file=sys.stderr)
         return 2
     sys.stdout.write(render(report))

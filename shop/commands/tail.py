@@ -36,16 +36,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run(args: argparse.Namespace) -> int:
-    from shop.inspect.endpoints import NotRunning, local_shop
+    from shop.inspect.endpoints import local_shop
     from shop.inspect.tail import StreamRefused, TailOptions, follow
 
-    try:
-        viewer = args.viewer or local_shop(args.state_dir, option="--viewer").url(
-            "viewer", option="--viewer"
-        )
-    except NotRunning as error:
-        print(f"shop tail: {error}", file=sys.stderr)
-        return 2
+    option = "--viewer URL"
+    viewer = args.viewer or local_shop(args.state_dir, option=option).url("viewer", option=option)
     options = TailOptions(
         viewer_url=viewer.rstrip("/"),
         filter=args.filter,

@@ -30,9 +30,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run(args: argparse.Namespace) -> int:
-    from services.viewer.topology import TopologyError
     from shop.inspect.topology import render_mermaid, render_text, view_of
     from shop.manifests import ManifestError, load_topology
+    from wire.topology import TopologyError
 
     if not args.manifests.is_dir():
         print(f"shop topology: {args.manifests} is not a folder of manifests", file=sys.stderr)

@@ -12,6 +12,7 @@ from shop.runner.config import (
     EnvOverride,
     UpConfig,
 )
+from shop.runner.console import LogEcho
 from shop.runner.profile import DEFAULT_PROFILE
 
 
@@ -64,6 +65,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="give up when a process does not answer /healthz within this (60)",
     )
     parser.add_argument(
+        "--log-format",
+        choices=[echo.value for echo in LogEcho],
+        default=None,
+        help=(
+            "how the processes' JSON log lines are shown: human (warnings and errors, one "
+            "short line each) or json (every line as written); default human on a terminal, "
+            "json when piped. <state-dir>/logs/ keeps every line either way"
+        ),
+    )
+    parser.add_argument(
         "--stop-grace",
         type=float,
         default=DEFAULT_STOP_GRACE,
@@ -94,5 +105,6 @@ def _run(args: argparse.Namespace) -> int:
             ready_timeout=args.ready_timeout,
             stop_grace=args.stop_grace,
             cwd=cwd,
-        )
+        ),
+        echo=LogEcho(args.log_format) if args.log_format else None,
     )

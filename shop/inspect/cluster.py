@@ -17,7 +17,6 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from services.viewer.topology import destination_name
 from shop.inspect.status import (
     BrokerStatus,
     DeadLetterCounts,
@@ -28,7 +27,9 @@ from shop.inspect.status import (
     TriggerStatus,
     counts_from_summary,
 )
+from wire.knative import Destination, FieldError
 from wire.knative.filters.description import describe_filter
+from wire.topology import destination_name
 
 EVENTING = "eventing.knative.dev"
 SERVING = "serving.knative.dev"
@@ -149,9 +150,17 @@ def _trigger(item: Mapping[str, Any]) -> TriggerStatus:
     return TriggerStatus(
         name=item["metadata"]["name"],
         filter=describe_filter(spec),
-        subscriber=destination_name(spec.get("subscriber")) or "?",
+        subscriber=_subscriber_name(spec.get("subscriber")),
         readiness=Readiness.from_conditions(status or None),
     )
+
+
+def _subscriber_name(subscriber: Any) -> str:
+    """A Trigger's subscriber by name, as the topology document's readers call it; `?` if odd."""
+    try:
+        return destination_name(Destination.from_manifest(subscriber, "spec.subscriber"))
+    except FieldError:
+        return "?"
 
 
 def _event_types(

@@ -11,6 +11,7 @@ from typing import Any
 
 import requests
 
+from shop.inspect.reach import why_no_answer
 from shop.inspect.render import table
 
 _RELATIVE = re.compile(r"^(\d+)([smhd])$")
@@ -55,9 +56,9 @@ class DeadLetterClient:
         try:
             response = requests.request(method, url, params=params, timeout=self.timeout)
         except requests.RequestException as error:
-            raise ApiError(
-                None, f"the deadletter service at {self.base_url} did not answer: {error}"
-            ) from None
+            why = why_no_answer(error)
+            message = f"the deadletter service at {self.base_url} did not answer: {why}"
+            raise ApiError(None, message) from None
         if response.status_code == 204:
             return {}
         try:

@@ -14,6 +14,7 @@ from typing import Any
 import requests
 
 from shop.inspect.endpoints import LocalShop
+from shop.inspect.reach import why_no_answer
 from shop.inspect.status import (
     BrokerStatus,
     DeadLetterCounts,
@@ -26,6 +27,7 @@ from shop.inspect.status import (
 )
 from shop.manifests import ManifestError, Topology, load_topology
 from wire.knative.filters.description import describe_filter
+from wire.topology import TopologyError, check_topology
 
 TIMEOUT_SECONDS = 5.0
 DEADLETTER_SERVICE = "deadletter"
@@ -94,7 +96,7 @@ def _probe(url: str) -> Readiness:
     try:
         response = requests.get(url, timeout=TIMEOUT_SECONDS)
     except requests.RequestException as error:
-        return Readiness(False, "Unreachable", str(error))
+        return Readiness(False, "Unreachable", why_no_answer(error))
     if response.ok:
         return Readiness(True)
     try:
@@ -111,14 +113,16 @@ def _broker(shop: LocalShop) -> tuple[Readiness, list[dict[str, Any]]]:
     try:
         response = requests.get(f"{shop.broker_admin}/_shop/topology", timeout=TIMEOUT_SECONDS)
         response.raise_for_status()
-        triggers: list[dict[str, Any]] = response.json()["triggers"]
-    except (requests.RequestException, ValueError, KeyError) as error:
+        document = check_topology(response.json())
+    except (requests.RequestException, ValueError, TopologyError) as error:
         return Readiness(None, "TopologyUnknown", str(error)), []
+    triggers: list[dict[str, Any]] = document["triggers"]
     return readiness, triggers
 
 
 def _trigger(item: Mapping[str, Any], services: Mapping[str, ServiceStatus]) -> TriggerStatus:
-    url = str(item["subscriber"]).rstrip("/")
+    # The broker's document gives the URL it posts to (wire.topology).
+    url = str(item["subscriber"].get("uri", "?")).rstrip("/")
     service = services.get(url)
     # A subscriber that is no local service (a plain `uri`) is the broker's to judge.
     if service is None or service.readiness.ready is True:
@@ -164,7 +168,8 @@ def _dead_letters(shop: LocalShop) -> DeadLetterCounts:
         response.raise_for_status()
         return counts_from_summary(response.json(), held)
     except (requests.RequestException, ValueError, KeyError) as error:
-        return DeadLetterCounts(None, unknown_because=f"{url}: {error}", held_by_broker=held)
+        why = why_no_answer(error) if isinstance(error, requests.RequestException) else error
+        return DeadLetterCounts(None, unknown_because=f"{url}: {why}", held_by_broker=held)
 
 
 def _held_by_broker(shop: LocalShop) -> int:

@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 import requests
 
+from shop.inspect.reach import why_no_answer
 from shop.inspect.sse import parse_stream
 
 RECONNECT_SECONDS = 1.0
@@ -90,6 +91,7 @@ def follow(
                         return 0
         except requests.RequestException as error:
             if not warned:
-                print(f"shop tail: {options.viewer_url}: {error}; retrying", file=err, flush=True)
+                why = why_no_answer(error)
+                print(f"shop tail: {options.viewer_url}: {why}; retrying", file=err, flush=True)
                 warned = True
             sleep(RECONNECT_SECONDS)

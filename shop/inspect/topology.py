@@ -1,7 +1,7 @@
 """`shop topology`: the trigger graph of a manifest folder, as text or as a Mermaid flowchart.
 
-The manifests become the same topology document the viewer draws (services.viewer.topology),
-so the filter words and the names are the same in the terminal and on the page.
+The manifests become the topology document the viewer draws (wire.topology), so the filter
+words and the names are the same in the terminal and on the page.
 """
 
 from __future__ import annotations
@@ -9,41 +9,44 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from services.viewer.topology import TopologyView, parse_topology
 from shop.manifests import Topology
-from wire.knative import Destination
+from wire.topology import (
+    TopologyView,
+    broker_json,
+    parse_topology,
+    topology_document,
+    trigger_json,
+)
 
 
-def topology_document(topology: Topology) -> dict[str, Any]:
-    """The viewer's topology document for admitted manifests."""
-    return {
-        "brokers": [
-            {
-                "namespace": broker.namespace,
-                "name": broker.name,
-                "deadLetterSink": _destination(
-                    broker.delivery.dead_letter_sink if broker.delivery else None
-                ),
-            }
+def manifests_document(topology: Topology) -> dict[str, Any]:
+    """The topology document of admitted manifests: destinations as the manifests state them."""
+    return topology_document(
+        [
+            broker_json(
+                broker.namespace,
+                broker.name,
+                dead_letter_sink=broker.delivery.dead_letter_sink if broker.delivery else None,
+            )
             for broker in topology.brokers
         ],
-        "triggers": [
-            {
-                "namespace": trigger.namespace,
-                "name": trigger.name,
-                "broker": trigger.broker,
-                "subscriber": _destination(trigger.subscriber),
-                "deadLetterSink": _destination(topology.delivery_of(trigger).dead_letter_sink),
-                **{key: trigger.spec[key] for key in ("filter", "filters") if key in trigger.spec},
-            }
+        [
+            trigger_json(
+                trigger.namespace,
+                trigger.name,
+                trigger.broker,
+                trigger.subscriber,
+                dead_letter_sink=topology.delivery_of(trigger).dead_letter_sink,
+                spec=trigger.spec,
+            )
             for trigger in topology.triggers
         ],
-    }
+    )
 
 
 def view_of(topology: Topology) -> TopologyView:
     """The manifests' topology as the viewer sees it."""
-    return parse_topology(topology_document(topology))
+    return parse_topology(manifests_document(topology))
 
 
 def render_text(view: TopologyView, topology: Topology | None = None) -> str:
@@ -109,14 +112,6 @@ def render_mermaid(view: TopologyView) -> str:
         source = node(broker_key, "broker")
         lines.append(f'  {source} -. "dead letters" .-> {node(sink)}')
     return "\n".join(lines) + "\n"
-
-
-def _destination(destination: Destination | None) -> Any:
-    if destination is None:
-        return None
-    if destination.ref is not None:
-        return {"ref": {"name": destination.ref.name}, "uri": destination.uri}
-    return destination.uri
 
 
 def _identifier(name: str) -> str:

@@ -9,6 +9,8 @@ One flat JSON object of strings, so that `jq -r .order` works and the broker rea
     "<ns>/<service>"       each Knative Service's base URL
     "smtp"                 the local SMTP server (smtp://127.0.0.1:<port>)
     "maildir"              the Maildir it delivers to
+    "pid"                  the pid of the `shop up` that wrote it: the CLI tells a live run
+                           from one that ended by it (shop.inspect.endpoints.local_shop)
 """
 
 from __future__ import annotations
@@ -23,13 +25,17 @@ from shop.runner.addresses import LocalAddresses
 
 # Bare keys the runner itself uses; a Knative Service with one of these names is reachable
 # under its `namespace/name` key only.
-RESERVED_KEYS = frozenset({"broker", "smtp", "maildir"})
+PID_KEY = "pid"
+RESERVED_KEYS = frozenset({"broker", "smtp", "maildir", PID_KEY})
 
 
 def endpoints_document(
-    topology: Topology, addresses: LocalAddresses, smtp_url: str, maildir: Path
+    topology: Topology, addresses: LocalAddresses, smtp_url: str, maildir: Path, *, pid: int
 ) -> dict[str, str]:
-    """The endpoints.json content for a topology whose processes are at `addresses`."""
+    """The endpoints.json content for a topology whose processes are at `addresses`.
+
+    `pid` is that of the `shop up` running them.
+    """
     document: dict[str, str] = {}
     for broker in topology.brokers:
         url = addresses.broker_url(broker.namespace, broker.name)
@@ -42,6 +48,7 @@ def endpoints_document(
         document[f"{service.namespace}/{service.name}"] = url
     document["smtp"] = smtp_url
     document["maildir"] = str(maildir)
+    document[PID_KEY] = str(pid)
     return document
 
 

@@ -24,7 +24,7 @@ from typing import TextIO
 from shop.manifests import ManifestError, Topology, load_topology
 from shop.runner.addresses import LOCAL_HOST, LocalAddresses, NoFreePort, ports_after
 from shop.runner.config import UpConfig
-from shop.runner.console import Console
+from shop.runner.console import Console, LogEcho
 from shop.runner.endpoints import endpoints_document, shadowed_services, write_json
 from shop.runner.health import HealthProbe, wait_until_ready
 from shop.runner.mail import NAME as MAIL_NAME
@@ -69,13 +69,15 @@ def run(
     stdout: TextIO | None = None,
     environ: Mapping[str, str] | None = None,
     policy: RestartPolicy | None = None,
+    echo: LogEcho | None = None,
 ) -> int:
     """Run `shop up` in the foreground until a signal; the exit code.
 
     0 after Ctrl-C/SIGTERM/SIGHUP, 1 when some process never answered, 2 when it could not start.
+    `echo` is how the processes' log records are shown (default: by the terminal, see Console).
     """
     environ = os.environ if environ is None else environ
-    console = Console.for_stream(stdout or sys.stdout, environ)
+    console = Console.for_stream(stdout or sys.stdout, environ, echo)
     try:
         prepared = _prepare(config, console, environ)
     except (ManifestError, ProfileError, PlanError, CannotStart, NoFreePort) as error:
@@ -148,7 +150,7 @@ def _plan(
             folder.mkdir(parents=True, exist_ok=True)
         write_json(
             config.endpoints_file,
-            endpoints_document(topology, addresses, smtp_url, config.maildir),
+            endpoints_document(topology, addresses, smtp_url, config.maildir, pid=os.getpid()),
         )
     except BaseException:
         os.close(lock)
@@ -329,6 +331,11 @@ async def _until_stopped(run: _Run, probe: HealthProbe, table: list[str]) -> int
     for line in table:
         run.console.plain(line)
     run.console.status(f"endpoints in {run.config.endpoints_file}, logs in {run.config.logs_dir}")
+    if run.console.echo is LogEcho.HUMAN:
+        run.console.status(
+            "showing the warnings and errors of the processes; their logs have every line "
+            "(--log-format json shows them all here)"
+        )
     run.console.status("ready")
     await run.stop.wait()
     return EXIT_STOPPED

@@ -145,7 +145,7 @@ def test_the_chart_matches_the_contract_in_design_md() -> None:
 
 
 def test_the_viewer_gets_the_topology_of_the_triggers_it_can_read(docs: list[Document]) -> None:
-    from services.viewer.topology import parse_topology_text
+    from wire.topology import parse_topology_text
 
     observers = [name for name, service in SERVICES.items() if service["observer"]]
     assert observers == ["viewer"]

@@ -155,19 +155,21 @@ for an all-events subscriber. `delivery` is set only when the service overrides 
 
 {{/*
 The topology document of an observing service (TOPOLOGY): the Broker and its Triggers as JSON,
-in the shape services/viewer/topology.py reads.
+in the one shape wire/topology.schema.json defines (tests/chart validate it): Knative's field
+names, destinations as Knative Destinations.
 */}}
 {{- define "shop.topology" -}}
 {{- $broker := dict "namespace" .Release.Namespace "name" .Values.broker.name -}}
-{{- with .Values.broker.delivery.deadLetterService -}}
+{{- with (include "shop.brokerDelivery" . | fromYaml).deadLetterSink -}}
 {{- $_ := set $broker "deadLetterSink" . -}}
 {{- end -}}
 {{- $triggers := list -}}
 {{- range $trigger := include "shop.triggers" . | fromYamlArray -}}
-{{- $node := merge (dict "namespace" $.Release.Namespace "name" $trigger.name "broker" $.Values.broker.name "subscriber" $trigger.subscriber) ($trigger.filter | default dict) -}}
+{{- $subscriber := include "shop.ksvcRef" $trigger.subscriber | fromYaml -}}
+{{- $node := merge (dict "namespace" $.Release.Namespace "name" $trigger.name "broker" $.Values.broker.name "subscriber" $subscriber) ($trigger.filter | default dict) -}}
 {{- with $trigger.delivery -}}
 {{- with .deadLetterSink -}}
-{{- $_ := set $node "deadLetterSink" .ref.name -}}
+{{- $_ := set $node "deadLetterSink" . -}}
 {{- end -}}
 {{- end -}}
 {{- $triggers = append $triggers $node -}}

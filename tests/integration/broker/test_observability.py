@@ -148,7 +148,7 @@ def test_topology_and_health_endpoints(
         {"namespace": "shop", "name": "default", "url": broker.ingress(), "triggers": ["t"]}
     ]
     (described,) = topology["triggers"]
-    assert described["subscriber"] == sub.url
+    assert described["subscriber"] == {"uri": sub.url}
     assert described["filters"] == [{"exact": {"type": "x"}}]
     assert described["delivery"]["retry"] == 2
     assert described["delivery"]["backoffDelaySeconds"] == 1.0

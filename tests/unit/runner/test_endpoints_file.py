@@ -30,7 +30,7 @@ def test_the_broker_key_is_the_first_brokers_ingress_and_every_broker_is_listed(
     topology = topology_of(_broker("default") + _broker("audit", "ops") + _ksvc("order"))
 
     document = endpoints_document(
-        topology, addresses_for(topology), "smtp://127.0.0.1:2525", Path("/s/mail")
+        topology, addresses_for(topology), "smtp://127.0.0.1:2525", Path("/s/mail"), pid=4242
     )
 
     assert document == {
@@ -41,6 +41,7 @@ def test_the_broker_key_is_the_first_brokers_ingress_and_every_broker_is_listed(
         "shop/order": "http://127.0.0.1:41000",
         "smtp": "smtp://127.0.0.1:2525",
         "maildir": "/s/mail",
+        "pid": "4242",
     }
     assert all(isinstance(value, str) for value in document.values())  # the broker needs this
 
@@ -48,15 +49,19 @@ def test_the_broker_key_is_the_first_brokers_ingress_and_every_broker_is_listed(
 def test_a_service_whose_bare_name_is_taken_is_listed_by_namespace_and_name(
     topology_of: LoadTopology,
 ) -> None:
-    topology = topology_of(_ksvc("order", "a") + _ksvc("order", "b") + _ksvc("smtp"))
+    topology = topology_of(_ksvc("order", "a") + _ksvc("order", "b") + _ksvc("smtp") + _ksvc("pid"))
 
-    document = endpoints_document(topology, addresses_for(topology), "smtp://x:1", Path("/m"))
+    document = endpoints_document(
+        topology, addresses_for(topology), "smtp://x:1", Path("/m"), pid=7
+    )
 
     assert document["order"] == document["a/order"] == "http://127.0.0.1:41000"
     assert document["b/order"] == "http://127.0.0.1:41001"
     assert document["shop/smtp"] == "http://127.0.0.1:41002"
     assert document["smtp"] == "smtp://x:1"
-    assert shadowed_services(topology) == ["b/order", "shop/smtp"]
+    assert document["shop/pid"] == "http://127.0.0.1:41003"
+    assert document["pid"] == "7"
+    assert shadowed_services(topology) == ["b/order", "shop/smtp", "shop/pid"]
 
 
 def test_the_file_is_replaced_whole(tmp_path: Path) -> None:

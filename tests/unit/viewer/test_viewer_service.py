@@ -11,11 +11,24 @@ from flask.testing import FlaskClient
 
 from kit.config import ConfigError
 from services.viewer.app import ViewerConfig, create_app
-from services.viewer.topology import parse_topology
 from tests.support.events import wire_event
 from tests.support.recording_sink import RecordingSink
 from tests.unit.viewer.conftest import ServedFlask, viewer_config
 from wire.http_binding import BATCH_JSON, to_binary, to_structured, to_structured_document
+from wire.topology import parse_topology
+
+KSVC = {"apiVersion": "serving.knative.dev/v1", "kind": "Service"}
+
+
+def topology_trigger(name: str, subscriber: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """One trigger of a topology document (wire.topology), in broker `shop/default`."""
+    return {
+        "namespace": "shop",
+        "name": name,
+        "broker": "default",
+        "subscriber": subscriber,
+        **fields,
+    }
 
 
 def deliver(client: FlaskClient, event_type: str, data: Any = None, **attributes: Any) -> Any:
@@ -163,9 +176,17 @@ def test_the_page_and_its_assets_are_served_by_the_service(viewer: Flask) -> Non
 def test_topology_from_the_environment(broker: RecordingSink) -> None:
     view = parse_topology(
         {
-            "brokers": [{"name": "default", "deadLetterSink": "deadletter"}],
+            "brokers": [
+                {
+                    "namespace": "shop",
+                    "name": "default",
+                    "deadLetterSink": {"ref": {**KSVC, "name": "deadletter"}},
+                }
+            ],
             "triggers": [
-                {"name": "t", "subscriber": "order", "filters": [{"exact": {"type": "a"}}]}
+                topology_trigger(
+                    "t", {"ref": {**KSVC, "name": "order"}}, filters=[{"exact": {"type": "a"}}]
+                )
             ],
         }
     )
@@ -173,11 +194,12 @@ def test_topology_from_the_environment(broker: RecordingSink) -> None:
     body = app.test_client().get("/api/topology").get_json()
     assert body["source"] == "TOPOLOGY"
     assert body["triggers"][0]["filter"] == "type = a"
+    assert body["triggers"][0]["subscriber"] == "order"
     assert body["brokers"][0]["deadLetterSink"] == "deadletter"
 
 
 def test_topology_from_a_url_is_fetched_when_asked(broker: RecordingSink) -> None:
-    document = {"triggers": [{"name": "t", "subscriber": "http://127.0.0.1:1/x"}]}
+    document = {"brokers": [], "triggers": [topology_trigger("t", {"uri": "http://127.0.0.1:1/x"})]}
     source = Flask("topology")
     source.add_url_rule("/_shop/topology", "t", lambda: document)
     with ServedFlask(source) as served:
@@ -185,6 +207,22 @@ def test_topology_from_a_url_is_fetched_when_asked(broker: RecordingSink) -> Non
         body = app.test_client().get("/api/topology").get_json()
     assert body["triggers"][0]["subscriber"] == "http://127.0.0.1:1/x"
     assert body["source"].endswith("/_shop/topology")
+
+
+def test_a_topology_url_in_another_spelling_is_a_502_that_says_so(broker: RecordingSink) -> None:
+    trigger = topology_trigger("t", {"uri": "http://127.0.0.1:1/x"})
+    document = {"brokers": [], "triggers": [{**trigger, "dead_letter_sink": "http://dls/"}]}
+    source = Flask("topology")
+    source.add_url_rule("/_shop/topology", "t", lambda: document)
+    with ServedFlask(source) as served:
+        app = create_app(viewer_config(topology_url=f"{served.url}/_shop/topology"))
+        response = app.test_client().get("/api/topology")
+    assert response.status_code == 502
+    assert (
+        "triggers[0].dead_letter_sink: not a field of the topology document"
+        in (response.get_json()["error"])
+    )
+    assert "(it is spelled deadLetterSink)" in response.get_json()["error"]
 
 
 def test_an_unreachable_topology_url_is_a_502(broker: RecordingSink) -> None:
@@ -209,7 +247,13 @@ def test_without_a_topology_the_answer_is_empty(viewer: Flask) -> None:
         ("VIEWER_HISTORY", "0", "VIEWER_HISTORY"),
         ("VIEWER_HISTORY", "lots", "VIEWER_HISTORY"),
         ("TOPOLOGY", "{not json", "TOPOLOGY"),
-        ("TOPOLOGY", '{"triggers": [{"name": "t"}]}', "subscriber"),
+        ("TOPOLOGY", '{"brokers": [], "triggers": [{"name": "t"}]}', "subscriber: required"),
+        (
+            "TOPOLOGY",
+            '{"brokers": [{"namespace": "shop", "name": "default", "dead_letter_sink": "x"}],'
+            ' "triggers": []}',
+            "it is spelled deadLetterSink",
+        ),
     ],
 )
 def test_a_bad_setting_stops_the_viewer_with_its_name(
@@ -226,7 +270,9 @@ def test_settings_are_read_from_the_environment() -> None:
             "BROKER_URL": "http://broker/shop/default",
             "DEADLETTER_URL": "http://deadletter.shop.svc.cluster.local",
             "TOPOLOGY_URL": "http://127.0.0.1:8080/_shop/topology",
-            "TOPOLOGY": '{"triggers": [{"name": "t", "subscriber": "s"}]}',
+            "TOPOLOGY": json.dumps(
+                {"brokers": [], "triggers": [topology_trigger("t", {"ref": {**KSVC, "name": "s"}})]}
+            ),
         }
     )
     assert config.history == 50
