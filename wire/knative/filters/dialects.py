@@ -275,23 +275,16 @@ def _cesql_outcome(matches: Callable[[Event], bool]) -> Outcome:
 
 def _all(outcomes: list[Outcome]) -> Outcome:
     """FAIL at the first failing filter, else what the last one answered (NO_FILTER if none)."""
-    if len(outcomes) == 1:
-        return outcomes[0]
-    members = tuple(outcomes)
-
-    def outcome(event: Event) -> int:
-        result = NO_FILTER
-        for member in members:
-            result = member(event)
-            if result == FAIL:
-                return FAIL
-        return result
-
-    return outcome
+    return _settled_by(FAIL, outcomes)
 
 
 def _any(outcomes: list[Outcome]) -> Outcome:
     """PASS at the first passing filter, else what the last one answered (NO_FILTER if none)."""
+    return _settled_by(PASS, outcomes)
+
+
+def _settled_by(decisive: int, outcomes: list[Outcome]) -> Outcome:
+    """`decisive` at the first member that answers it, else what the last one answered."""
     if len(outcomes) == 1:
         return outcomes[0]
     members = tuple(outcomes)
@@ -300,8 +293,8 @@ def _any(outcomes: list[Outcome]) -> Outcome:
         result = NO_FILTER
         for member in members:
             result = member(event)
-            if result == PASS:
-                return PASS
+            if result == decisive:
+                return decisive
         return result
 
     return outcome
