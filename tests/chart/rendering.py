@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import shutil
@@ -51,26 +52,41 @@ def saga_module() -> ModuleType:
 
 
 def helm_version(helm: str) -> str:
-    result = subprocess.run(
-        [helm, "version", "--short"], capture_output=True, text=True, check=False
-    )
+    """What `helm version --short` says ("" when it does not run)."""
+    try:
+        result = subprocess.run(
+            [helm, "version", "--short"], capture_output=True, text=True, check=False
+        )
+    except OSError:
+        return ""
     return result.stdout.strip()
 
 
+# Where `make tools` (hack/get-tools.sh) installs each helm major version.
+TOOLS_HELM = {4: REPO_ROOT / ".tools" / "bin" / "helm", 3: REPO_ROOT / ".tools" / "helm3" / "helm"}
+
+
 def find_helm(major: int) -> str:
-    """helm 4 from PATH, helm 3 from $SHOP_HELM3 (as .ci/run provides them); skip without."""
-    if major == 4:
-        helm = shutil.which("helm")
-        require(helm is not None, "helm (v4) is not on PATH (../shared/tools/get-helm.sh)")
-    else:
-        helm = os.environ.get("SHOP_HELM3")
-        require(bool(helm), "SHOP_HELM3 is not set (the helm 3 binary)")
-    assert helm is not None
-    version = helm_version(helm)
-    require(
-        version.startswith(f"v{major}."), f"{helm} is {version or 'not helm'}, not helm {major}"
+    """helm `major`: $SHOP_HELM4 / $SHOP_HELM3 when set, else .tools/ (`make tools`), else PATH."""
+    override = os.environ.get(f"SHOP_HELM{major}")
+    if override:
+        require(
+            is_helm(override, major),
+            f"SHOP_HELM{major}={override} is not helm {major} -> unset it, or `make tools`",
+        )
+        return override
+    found = next(
+        (c for c in (str(TOOLS_HELM[major]), shutil.which("helm")) if is_helm(c, major)), None
     )
-    return helm
+    require(found is not None, f"helm {major} is not installed -> run `make tools`")
+    assert found is not None
+    return found
+
+
+@functools.cache
+def is_helm(path: str | None, major: int) -> bool:
+    """Whether `path` is a helm binary of that major version (asked once per session)."""
+    return path is not None and Path(path).is_file() and helm_version(path).startswith(f"v{major}.")
 
 
 def values_args(value_set: str) -> list[str]:
