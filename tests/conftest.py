@@ -22,10 +22,7 @@ REMEDIES = (
         "`SHOP_E2E_CONTEXT=kind-shop make test` once `make kind-up && skaffold run`",
     ),
     ("manifests/ is not rendered", "`make manifests`"),
-    (
-        "checkov is not installed",
-        "`python3 -m venv .tools/checkov && .tools/checkov/bin/pip install checkov==3.3.30`",
-    ),
+    ("checkov is not installed", "`make tools`"),
     ("needs root", "run the tests as root"),
     ("podman is not installed", "`apt-get install -y podman buildah runc debootstrap`"),
     ("debootstrap is not installed", "`apt-get install -y podman buildah runc debootstrap`"),

@@ -6,7 +6,7 @@ real broker process; a Trigger delivers it to `subscriber.mjs`, which decodes it
 `HTTP.toEvent` and writes what it got as a JSON line. What arrives must be what was sent, except
 for what Knative's broker itself adds.
 
-Set up with `npm ci --prefix tests/interop/js` (CI does, and sets SHOP_STRICT=1 so that a missing
+Set up with `make tools` (it runs `npm ci --prefix tests/interop/js`; CI does, and sets SHOP_STRICT=1 so that a missing
 SDK fails instead of skipping).
 """
 
@@ -187,7 +187,7 @@ def javascript_sdk() -> str:
     """The node binary, once the SDK is installed (skipped, or failed under SHOP_STRICT=1)."""
     require(
         SDK_DIR.is_dir(),
-        f"{SDK_DIR.relative_to(REPO_ROOT)} is missing: run `npm ci --prefix tests/interop/js`",
+        f"{SDK_DIR.relative_to(REPO_ROOT)} is missing: run `make tools` (needs npm)",
     )
     return node()
 
