@@ -6,8 +6,8 @@ real broker process; a Trigger delivers it to `subscriber.mjs`, which decodes it
 `HTTP.toEvent` and writes what it got as a JSON line. What arrives must be what was sent, except
 for what Knative's broker itself adds.
 
-Set up with `make tools` (it runs `npm ci --prefix tests/interop/js`; CI does, and sets SHOP_STRICT=1 so that a missing
-SDK fails instead of skipping).
+Set up with `make tools` (it runs `npm ci --prefix tests/interop/js`; CI does, and sets
+SHOP_STRICT=1 so that a missing SDK fails instead of skipping).
 """
 
 from __future__ import annotations

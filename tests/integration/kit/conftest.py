@@ -24,11 +24,3 @@ def kit_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     app = serve_kit_app(tmp_path_factory.mktemp("kit"))
     yield app.url
     app.stop()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/kittest.db"
-    url: str = request.getfixturevalue("postgres_database")
-    return url

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -11,15 +10,6 @@ from flask import Flask
 from kit import KitConfig
 from services.deadletter.app import DeadletterConfig, create_app
 from tests.support.recording_sink import RecordingSink
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty database: a SQLite file or a PostgreSQL database."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/deadletter.db"
-    url: str = request.getfixturevalue("postgres_database")
-    return url
 
 
 def build_app(database_url: str, broker_url: str | None) -> Flask:
