@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from shop.broker.admission import TTL_ATTRIBUTE, Headers
 from shop.broker.http_client import encode_headers
 from wire.http_binding import WireEvent, to_binary, to_structured
+from wire.knative import add_dead_letter_extensions
 
 
 @dataclass(slots=True)
@@ -26,8 +28,6 @@ class Envelope:
     parent_trigger: str | None = None
     seq: int = 0
     _outgoing: WireEvent | None = field(default=None, repr=False)
-    _binary: tuple[dict[str, str], bytes] | None = field(default=None, repr=False)
-    _structured: tuple[dict[str, str], bytes] | None = field(default=None, repr=False)
     _requests: dict[bool, tuple[bytes, bytes]] = field(default_factory=dict, repr=False)
 
     @property
@@ -42,24 +42,22 @@ class Envelope:
             self._outgoing = self.event.with_attributes(**{TTL_ATTRIBUTE: None})
         return self._outgoing
 
-    def wire(self, structured: bool) -> tuple[dict[str, str], bytes]:
-        """Headers and body of the subscriber request, binary or structured (cached)."""
-        if structured:
-            if self._structured is None:
-                self._structured = to_structured(self.outgoing)
-            return self._structured
-        if self._binary is None:
-            self._binary = to_binary(self.outgoing)
-        return self._binary
-
     def request(self, structured: bool) -> tuple[bytes, bytes]:
-        """Encoded headers (pass-through and event) and body of the subscriber request (cached)."""
+        """Encoded headers and body of the subscriber request, binary or structured (cached)."""
         found = self._requests.get(structured)
         if found is None:
-            headers, body = self.wire(structured)
-            found = (encode_headers((*self.headers, *headers.items())), body)
-            self._requests[structured] = found
+            found = self._requests[structured] = encode_request(
+                self.outgoing, self.headers, structured
+            )
         return found
+
+    def dead_letter_request(
+        self, extensions: Mapping[str, str], structured: bool
+    ) -> tuple[bytes, bytes]:
+        """Encoded headers and body of the dead-letter sink request: the event as stored (hop
+        counter included, as Knative's channel sends it) with the dead-letter extensions."""
+        attributes = add_dead_letter_extensions(self.event.attributes, extensions)
+        return encode_request(WireEvent(attributes, self.event.data), self.headers, structured)
 
     def row(self) -> tuple[object, ...]:
         """The `events` row (without seq) this envelope is stored as."""
@@ -98,3 +96,9 @@ def _bytes(value: object) -> bytes | None:
     if isinstance(value, bytes):
         return value
     raise TypeError(f"event data must be stored as a BLOB, found {type(value).__name__}")
+
+
+def encode_request(event: WireEvent, headers: Headers, structured: bool) -> tuple[bytes, bytes]:
+    """Encoded headers (pass-through, then the event's) and body of a request carrying `event`."""
+    event_headers, body = to_structured(event) if structured else to_binary(event)
+    return encode_headers((*headers, *event_headers.items())), body

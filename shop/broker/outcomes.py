@@ -8,128 +8,199 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import NamedTuple
 
 from shop.broker.envelope import Envelope
 from shop.broker.metrics import BrokerMetrics
 from shop.broker.sender import AttemptResult
-from shop.broker.store import DeliveryState, Writer
+from shop.broker.store import DeliveryState, State, Writer
+from wire.knative import dead_letter_extensions
 
 log = logging.getLogger("shop.broker.delivery")
 
-# Outcome names, as the log's `outcome` key and the journal's `attempts.outcome` column say them.
-DELIVERED = "delivered"
-RETRY = "retry"
-FAILED = "failed"
-DEAD_LETTERED = "dead_lettered"
-KEPT = "kept"
 
-SUBSCRIBER = "subscriber"
-DEAD_LETTER_SINK = "dead_letter_sink"
+class Outcome(StrEnum):
+    """How an attempt ended, as the log's `outcome` key and the journal's `attempts.outcome`."""
+
+    DELIVERED = "delivered"
+    RETRY = "retry"  # another attempt follows
+    FAILED = "failed"  # the subscriber failed for good; on to the dead-letter sink
+    DEAD_LETTERED = "dead_lettered"
+    KEPT = "kept"  # in the local dead-letter table
+
+
+class Phase(StrEnum):
+    """Whom a delivery goes to; the value is the attempt's `target`, the log's `destination`."""
+
+    SUBSCRIBER = "subscriber"
+    DEAD_LETTER = "dead_letter_sink"
+
+    @property
+    def state(self) -> State:
+        """The store's state of a delivery in this phase."""
+        return State.PENDING if self is Phase.SUBSCRIBER else State.DEAD_LETTERING
+
+
+# Python 3.11 takes a few hundred nanoseconds to look up an Enum member and as long to format
+# one; the per-attempt path below uses these, looked up once.
+_SUBSCRIBER = Phase.SUBSCRIBER
+_DELIVERED = (Outcome.DELIVERED, State.DELIVERED)
+_DEAD_LETTERED = (Outcome.DEAD_LETTERED, State.DEAD_LETTERED)
+_TEXT: dict[str, str] = {member: member.value for kind in (Phase, Outcome) for member in kind}
 
 
 @dataclass(frozen=True, slots=True)
-class Attempt:
-    """One finished attempt: to whom, which one, when, how long, how it ended."""
+class Failure:
+    """Why a subscriber delivery failed for good: what the dead-letter extensions report."""
+
+    destination: str
+    status: int | None
+    body: bytes
+
+    def extensions(self) -> dict[str, str]:
+        return dead_letter_extensions(self.destination, self.status, self.body)
+
+
+class Attempt(NamedTuple):
+    """One finished attempt: in which phase, which one, where, when, how long, how it ended.
+
+    `destination` is where a failure is reported to have happened (`knativeerrordest`): `url`,
+    or the broker's ingress when it refused the subscriber's reply, stored as `reply_seq` else.
+    A NamedTuple, as `DeliveryState` is, for what it costs to build one per attempt.
+    """
 
     envelope: Envelope
     trigger: str
+    phase: Phase
     number: int
-    target: str
     url: str
     started: float
     seconds: float
     result: AttemptResult
+    destination: str
+    reply_seq: int | None = None
 
 
 class OutcomeRecorder:
-    """Logs, counts and journals delivery outcomes."""
+    """Logs, counts and journals delivery outcomes: the one builder of their store rows."""
 
     def __init__(self, writer: Writer, metrics: BrokerMetrics) -> None:
         self._writer = writer
         self._metrics = metrics
 
-    def delivered(self, attempt: Attempt, reply_seq: int | None) -> None:
-        """The subscriber took the event (and its reply, if any, is stored as `reply_seq`)."""
-        self._metrics.attempt(attempt.trigger, attempt.seconds)
-        self._metrics.delivered(attempt.trigger, time.time() - attempt.envelope.arrival)
-        self._finish(attempt, DELIVERED, "delivered", reply_seq=reply_seq)
+    def succeeded(self, attempt: Attempt) -> None:
+        """The subscriber took the event (and its reply, if any, is stored), or the dead-letter
+        sink took it."""
+        self._time(attempt)
+        if attempt.phase is _SUBSCRIBER:
+            self._metrics.delivered(attempt.trigger, time.time() - attempt.envelope.arrival)
+            outcome, finished = _DELIVERED
+        else:
+            self._metrics.dead_lettered(attempt.trigger, "dead_letter_sink")
+            outcome, finished = _DEAD_LETTERED
+        self._log(attempt, outcome, logging.INFO, outcome)
+        state = _delivery_state(attempt, finished, attempt.number)
+        self._write(attempt, outcome, state)
 
-    def retry(self, attempt: Attempt, wait: float, delivery: DeliveryState) -> None:
-        """The attempt failed and another follows after `wait` seconds."""
-        if attempt.target == SUBSCRIBER:
-            self._metrics.attempt(attempt.trigger, attempt.seconds)
+    def retry(self, attempt: Attempt, wait: float, failure: Failure | None) -> None:
+        """The attempt failed and another of the same phase follows after `wait` seconds."""
+        self._time(attempt)
         self._metrics.retried(attempt.trigger)
-        self._log(attempt, RETRY, logging.INFO, f"attempt failed; retry in {wait:.3f}s")
-        self._writer.record(attempt=_attempt_row(attempt, RETRY, None), delivery=delivery)
+        self._log(attempt, Outcome.RETRY, logging.INFO, f"attempt failed; retry in {wait:.3f}s")
+        state = _delivery_state(
+            attempt, attempt.phase.state, attempt.number, time.time() + wait, failure
+        )
+        self._write(attempt, Outcome.RETRY, state)
 
-    def failed(self, attempt: Attempt, delivery: DeliveryState, why: str) -> None:
+    def failed(self, attempt: Attempt, failure: Failure, why: str) -> None:
         """The subscriber failed for good; the event moves on to the dead-letter sink."""
-        self._metrics.attempt(attempt.trigger, attempt.seconds)
-        self._log(attempt, FAILED, logging.WARNING, why)
-        self._writer.record(attempt=_attempt_row(attempt, FAILED, None), delivery=delivery)
+        self._time(attempt)
+        self._log(attempt, Outcome.FAILED, logging.WARNING, why)
+        state = _delivery_state(attempt, State.DEAD_LETTERING, 0, None, failure)
+        self._write(attempt, Outcome.FAILED, state)
 
-    def dead_lettered(self, attempt: Attempt) -> None:
-        """The dead-letter sink took the original event."""
-        self._metrics.dead_lettered(attempt.trigger, "dead_letter_sink")
-        self._finish(attempt, DEAD_LETTERED, "dead_lettered", reply_seq=None)
+    def kept(self, attempt: Attempt, failure: Failure, reason: str) -> None:
+        """No dead-letter sink took the event: keep it in the local dead-letter table."""
+        self._time(attempt)
+        self._metrics.dead_lettered(attempt.trigger, "local")
+        message = f"kept in the local dead-letter table: {reason}"
+        self._log(attempt, Outcome.KEPT, logging.WARNING, message)
+        dead_letter = (  # a `dead_letters` row
+            attempt.envelope.seq,
+            attempt.trigger,
+            time.time(),
+            reason,
+            failure.destination,
+            failure.status,
+            failure.extensions()["knativeerrordata"],
+        )
+        state = _delivery_state(attempt, State.KEPT, attempt.number)
+        self._write(attempt, Outcome.KEPT, state, dead_letter=dead_letter)
 
-    def kept(
+    def _time(self, attempt: Attempt) -> None:
+        # The attempt histogram is of subscriber attempts only.
+        if attempt.phase is _SUBSCRIBER:
+            self._metrics.attempt(attempt.trigger, attempt.seconds)
+
+    def _write(
         self,
         attempt: Attempt,
-        reason: str,
-        destination: str,
-        status: int | None,
-        error_data: str,
+        outcome: Outcome,
+        state: DeliveryState,
+        dead_letter: tuple[object, ...] | None = None,
     ) -> None:
-        """No dead-letter sink took the event: keep it in the local dead-letter table."""
-        self._metrics.dead_lettered(attempt.trigger, "local")
-        if attempt.target == SUBSCRIBER:
-            self._metrics.attempt(attempt.trigger, attempt.seconds)
-        envelope = attempt.envelope
-        self._log(attempt, KEPT, logging.WARNING, f"kept in the local dead-letter table: {reason}")
-        self._writer.record(
-            attempt=_attempt_row(attempt, KEPT, None),
-            delivery=DeliveryState(envelope.seq, attempt.trigger, "kept", attempt.number),
-            dead_letter=(
-                envelope.seq,
-                attempt.trigger,
-                time.time(),
-                reason,
-                destination,
-                status,
-                error_data,
-            ),
+        result = attempt.result
+        row = (  # an `attempts` row, with plain strings (see State)
+            attempt.envelope.seq,
+            attempt.trigger,
+            attempt.number,
+            _TEXT[attempt.phase],
+            attempt.url,
+            attempt.started,
+            round(attempt.seconds * 1000, 3),
+            result.status,
+            _TEXT[outcome],
+            result.error,
+            attempt.reply_seq,
         )
+        self._writer.record(attempt=row, delivery=state, dead_letter=dead_letter)
 
-    def _finish(self, attempt: Attempt, outcome: str, state: str, reply_seq: int | None) -> None:
-        self._log(attempt, outcome, logging.INFO, outcome)
-        self._writer.record(
-            attempt=_attempt_row(attempt, outcome, reply_seq),
-            delivery=DeliveryState(attempt.envelope.seq, attempt.trigger, state, attempt.number),
-        )
-
-    def _log(self, attempt: Attempt, outcome: str, level: int, message: str) -> None:
+    def _log(self, attempt: Attempt, outcome: Outcome, level: int, message: str) -> None:
         if not log.isEnabledFor(level):
             return
         event = attempt.envelope.event
         result = attempt.result
+        phase = _TEXT[attempt.phase]
         record = _OutcomeRecord(
             level,
-            f"{message} ({attempt.target} {attempt.url})",
+            f"{message} ({phase} {attempt.url})",
             {
                 "event_id": event.id,
                 "type": event.type,
                 "source": event.source,
                 "trigger": attempt.trigger,
-                "outcome": outcome,
+                "outcome": _TEXT[outcome],
                 "attempt": attempt.number,
                 "status": result.status,
                 "duration_ms": round(attempt.seconds * 1000, 3),
-                "destination": attempt.target,
+                "destination": phase,
                 "error": result.error,
             },
         )
         log.handle(record)
+
+
+def _delivery_state(
+    attempt: Attempt,
+    state: State,
+    attempts: int,
+    next_at: float | None = None,
+    failure: Failure | None = None,
+) -> DeliveryState:
+    """The delivery's row after `attempt`; a failure is kept for the dead-letter extensions."""
+    error = () if failure is None else (failure.destination, failure.status, failure.body)
+    return DeliveryState(attempt.envelope.seq, attempt.trigger, state, attempts, next_at, *error)
 
 
 class _OutcomeRecord(logging.LogRecord):
@@ -160,20 +231,3 @@ class _OutcomeRecord(logging.LogRecord):
         self.module = "outcomes"
         self.lineno = 0
         self.funcName = "_log"
-
-
-def _attempt_row(attempt: Attempt, outcome: str, reply_seq: int | None) -> tuple[object, ...]:
-    result = attempt.result
-    return (
-        attempt.envelope.seq,
-        attempt.trigger,
-        attempt.number,
-        attempt.target,
-        attempt.url,
-        attempt.started,
-        round(attempt.seconds * 1000, 3),
-        result.status,
-        outcome,
-        result.error,
-        reply_seq,
-    )

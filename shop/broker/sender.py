@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from shop.broker.admission import Headers, pass_through_headers
 from shop.broker.http_client import HttpClient, HttpError, Response
@@ -13,13 +13,13 @@ from wire.spec import InvalidEvent
 NOT_AN_EVENT_STATUS = 502
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptResult:
+class AttemptResult(NamedTuple):
     """How one attempt ended.
 
     `status` is None when there was no HTTP answer (connection error, timeout); `body` is what
     the dead-letter extension `knativeerrordata` reports (the answer's body, or Knative's
-    `dispatch error: ...` text). A 2xx that carried a valid event has it in `reply`.
+    `dispatch error: ...` text). A 2xx that carried a valid event has it in `reply`. A
+    NamedTuple, as `outcomes.Attempt` is, for what it costs to build one per attempt.
     """
 
     status: int | None

@@ -15,8 +15,9 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from shop.broker.config import Synchronous
 from shop.broker.envelope import Envelope
@@ -109,29 +110,48 @@ class Unstorable(ValueError):
     """One event the store cannot take (its other writes went in): refused, not retried."""
 
 
-@dataclass(frozen=True, slots=True)
-class DeliveryState:
+class State(StrEnum):
+    """Where a delivery stands, as the `deliveries.state` column and the journal say it.
+
+    Rows carry the plain `str` of a member: sqlite3 binds a `str` subclass only after a search
+    for an adapter, which costs more than the rest of the binding.
+    """
+
+    PENDING = "pending"  # to the subscriber, retries included
+    DEAD_LETTERING = "dead_lettering"  # to the dead-letter sink, retries included
+    DELIVERED = "delivered"
+    DEAD_LETTERED = "dead_lettered"
+    KEPT = "kept"  # in the local dead-letter table
+
+
+class DeliveryState(NamedTuple):
     """A row of `deliveries` after an outcome: where one trigger's delivery of one event stands.
 
-    `state` is `pending` (first phase, to the subscriber), `dead_lettering` (sending to the
-    dead-letter sink), `delivered`, `dead_lettered` or `kept` (in the local dead-letter table).
+    A NamedTuple rather than a frozen dataclass: one is built per outcome, and a frozen
+    dataclass's `__init__` costs several times as much.
     """
 
     event_seq: int
     trigger: str
-    state: str
+    state: State
     attempts: int
     next_at: float | None = None
     error_destination: str | None = None
     error_status: int | None = None
     error_data: bytes | None = None
 
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> DeliveryState:
+        """A delivery's state read back from its `deliveries` row."""
+        event_seq, trigger, state, *rest = row
+        return cls(event_seq, trigger, State(state), *rest)
+
     def row(self) -> tuple[object, ...]:
         """The `deliveries` row, columns in table order."""
         return (
             self.event_seq,
             self.trigger,
-            self.state,
+            str(self.state),
             self.attempts,
             self.next_at,
             self.error_destination,
@@ -149,6 +169,28 @@ class PendingDelivery:
 
 
 Accepted = tuple[Envelope, tuple[str, ...]]
+
+
+@dataclass(slots=True)
+class _Accept:
+    """Queued for the writer: an accepted event, its pending deliveries, and who waits on them."""
+
+    envelope: Envelope
+    row: tuple[object, ...]
+    triggers: tuple[str, ...]
+    future: asyncio.Future[Envelope]
+
+
+@dataclass(slots=True)
+class _Record:
+    """Queued for the writer: the rows of one delivery outcome; nobody waits on them."""
+
+    attempt: tuple[object, ...] | None
+    delivery: tuple[object, ...] | None
+    dead_letter: tuple[object, ...] | None
+
+
+_Write = _Accept | _Record
 _STOP = object()
 
 
@@ -209,7 +251,8 @@ def load_pending(connection: sqlite3.Connection) -> list[PendingDelivery]:
         f"SELECT d.event_seq, d.trigger, d.state, d.attempts, d.next_at, d.error_destination,"
         f" d.error_status, d.error_data, e.seq, {_prefixed(EVENT_COLUMNS, 'e.')}"
         " FROM deliveries d JOIN events e ON e.seq = d.event_seq"
-        " WHERE d.state IN ('pending', 'dead_lettering') ORDER BY d.event_seq"
+        " WHERE d.state IN (?, ?) ORDER BY d.event_seq",
+        (State.PENDING, State.DEAD_LETTERING),
     ).fetchall()
     envelopes: dict[int, Envelope] = {}
     pending = []
@@ -218,7 +261,7 @@ def load_pending(connection: sqlite3.Connection) -> list[PendingDelivery]:
         envelope = envelopes.get(seq)
         if envelope is None:
             envelope = envelopes[seq] = Envelope.from_row(row[8:])
-        pending.append(PendingDelivery(envelope, DeliveryState(*row[:8])))
+        pending.append(PendingDelivery(envelope, DeliveryState.from_row(row[:8])))
     return pending
 
 
@@ -248,8 +291,8 @@ class Writer:
         self._connection = connection
         self._loop = loop
         self._on_committed = on_committed
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._gathered: list[tuple[object, ...]] = []
+        self._queue: queue.SimpleQueue[list[_Write] | object] = queue.SimpleQueue()
+        self._gathered: list[_Write] = []
         self._scheduled = False
         self._in_flight = False
         #: Accepted events queued or being committed, whose producers wait for their answer.
@@ -284,7 +327,7 @@ class Writer:
                     value.encode("utf-8")
         except (ValueError, TypeError) as error:
             raise Unstorable(f"the broker cannot store this event: {error}") from None
-        self._put(("accept", envelope, row, triggers, future))
+        self._put(_Accept(envelope, row, triggers, future))
         self.waiting += 1
         if self.on_load is not None:
             self.on_load()
@@ -298,9 +341,9 @@ class Writer:
         dead_letter: tuple[object, ...] | None = None,
     ) -> None:
         """Queue outcome rows (an attempt, a delivery's new state, a local dead letter)."""
-        self._put(("record", attempt, None if delivery is None else delivery.row(), dead_letter))
+        self._put(_Record(attempt, None if delivery is None else delivery.row(), dead_letter))
 
-    def _put(self, item: tuple[object, ...]) -> None:
+    def _put(self, item: _Write) -> None:
         self._gathered.append(item)
         if not self._scheduled and not self._in_flight:
             # Hand over at the end of this turn of the loop, with whatever else it gathers.
@@ -322,7 +365,7 @@ class Writer:
             assert isinstance(batch, list)
             self._write(batch)
 
-    def _write(self, batch: Sequence[tuple[Any, ...]]) -> None:
+    def _write(self, batch: Sequence[_Write]) -> None:
         """Commit a batch at once; if that fails, each write alone, so one cannot fail another."""
         seq = self._next_seq
         writes: list[_Rows] = []
@@ -342,7 +385,7 @@ class Writer:
     def _write_each(self, writes: list[_Rows]) -> None:
         """One transaction per write: a bad row is refused alone, store trouble delays the rest."""
         seq = self._next_seq
-        retry: list[tuple[object, ...]] = []
+        retry: list[_Write] = []
         for rows in writes:
             if rows.accepted is not None:
                 rows.renumber(seq)
@@ -379,7 +422,7 @@ class Writer:
                 connection.execute("ROLLBACK")
             raise
 
-    def _done(self, writes: list[_Rows], retry: tuple[tuple[object, ...], ...]) -> None:
+    def _done(self, writes: list[_Rows], retry: tuple[_Write, ...]) -> None:
         """On the loop, after a batch: answer its waiters, start its deliveries, send the next.
 
         Outcome records the store could not take for its own trouble go round again, after a
@@ -411,7 +454,7 @@ class Writer:
         if self._gathered:
             self._hand_over()
 
-    def _requeue(self, items: tuple[tuple[object, ...], ...]) -> None:
+    def _requeue(self, items: tuple[_Write, ...]) -> None:
         self._gathered[:0] = items
         if not self._scheduled and not self._in_flight:
             self._scheduled = True
@@ -419,19 +462,11 @@ class Writer:
 
 
 @dataclass(slots=True)
-class _Accepted:
-    envelope: Envelope
-    row: tuple[object, ...]
-    triggers: tuple[str, ...]
-    future: asyncio.Future[Envelope]
-
-
-@dataclass(slots=True)
 class _Rows:
     """The rows one queued write adds, and how writing them went."""
 
-    item: tuple[object, ...]
-    accepted: _Accepted | None = None
+    item: _Write
+    accepted: _Accept | None = None
     events: list[tuple[object, ...]] = field(default_factory=list)
     deliveries: list[tuple[object, ...]] = field(default_factory=list)
     attempts: list[tuple[object, ...]] = field(default_factory=list)
@@ -439,20 +474,18 @@ class _Rows:
     error: Exception | None = None
 
     @classmethod
-    def of(cls, item: tuple[Any, ...], seq: int) -> _Rows:
+    def of(cls, item: _Write, seq: int) -> _Rows:
         rows = cls(item)
-        if item[0] == "accept":
-            _, envelope, row, triggers, future = item
-            rows.accepted = _Accepted(envelope, row, triggers, future)
+        if isinstance(item, _Accept):
+            rows.accepted = item
             rows.renumber(seq)
             return rows
-        _, attempt, delivery, dead_letter = item
-        if attempt is not None:
-            rows.attempts.append(attempt)
-        if delivery is not None:
-            rows.deliveries.append(delivery)
-        if dead_letter is not None:
-            rows.dead_letters.append(dead_letter)
+        if item.attempt is not None:
+            rows.attempts.append(item.attempt)
+        if item.delivery is not None:
+            rows.deliveries.append(item.delivery)
+        if item.dead_letter is not None:
+            rows.dead_letters.append(item.dead_letter)
         return rows
 
     def renumber(self, seq: int) -> None:
@@ -462,7 +495,8 @@ class _Rows:
         accepted.envelope.seq = seq
         self.events = [(seq, *accepted.row)]
         self.deliveries = [
-            (seq, trigger, "pending", 0, None, None, None, None) for trigger in accepted.triggers
+            (seq, trigger, State.PENDING.value, 0, None, None, None, None)
+            for trigger in accepted.triggers
         ]
 
 
