@@ -13,6 +13,8 @@ from shop.inspect import NotRunning
 
 # A command needs `shop up` and none runs: the code each command used for it before (tests pin it).
 EXIT_NOT_RUNNING = 2
+# The `tool` extra of pyproject.toml: what only the dev tool needs (a service image has none).
+TOOL_MODULES = frozenset({"aiohttp", "aiosmtpd", "kubernetes", "uvloop"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +45,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NotRunning as error:
         print(f"shop {args.command}: {error}", file=sys.stderr)
         return EXIT_NOT_RUNNING
+    except ModuleNotFoundError as error:
+        if (error.name or "").split(".")[0] not in TOOL_MODULES:
+            raise
+        print(
+            f"shop {args.command}: {error.name} is not installed: the dev tool needs its extra, "
+            "`pip install 'knative-shop[tool]'` (`make up` installs it)",
+            file=sys.stderr,
+        )
+        return 1
     return result
 
 
