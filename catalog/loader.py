@@ -16,8 +16,8 @@ from typing import Any
 
 from jsonschema.exceptions import SchemaError
 
-from kit import SchemaRegistry
 from kit.json_schema import Schema
+from kit.schemas import SchemaRegistry
 
 SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas"
 SCHEMA_URN_PREFIX = "urn:shop:schema:"

@@ -232,17 +232,20 @@ def _join(where: str, key: str) -> str:
 
 
 def _json_type(value: Any) -> str:
+    """The JSON type of `value`, with its article ("an object")."""
     if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, Mapping):
-        return "an object"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, int):
-        return "an integer"
-    return "a number" if isinstance(value, float) else "a string"
+        name = "null"
+    elif isinstance(value, bool):
+        name = "boolean"
+    elif isinstance(value, Mapping):
+        name = "object"
+    elif isinstance(value, list):
+        name = "array"
+    elif isinstance(value, int):
+        name = "integer"
+    else:
+        name = "number" if isinstance(value, float) else "string"
+    return _ARTICLES[name]
 
 
 # -- reading --------------------------------------------------------------------------------
