@@ -5,6 +5,10 @@ It follows Knative's delivery rules (wire.knative.delivery): what Knative retrie
 trying for as long as it takes. An event the broker refuses for good (any other 4xx: it is not
 a valid event, or too large) is parked: kept in the outbox with its error, never posted again
 until an operator clears `next_attempt_at`, and counted in `shop_outbox_parked`.
+
+Several relays (workers, replicas) may drain one outbox. A relay leases the rows it claims for a
+few seconds and keeps renewing the lease while it posts them; when its process dies mid-batch the
+renewals stop, and the next relay takes those rows once the short lease runs out, within seconds.
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ from wire.knative.delivery import DeliverySpec, backoff_delay, is_retryable
 
 log = logging.getLogger("shop.kit.relay")
 
-LEASE_SECONDS = 30.0
+#: How long claimed rows stay another relay's after the claimer's last renewal.
+LEASE_SECONDS = 5.0
+RENEW_SECONDS = LEASE_SECONDS / 3
 BATCH_SIZE = 100
 BACKOFF = DeliverySpec(backoff_policy="exponential", backoff_delay=0.5)
 BACKOFF_CAP_SECONDS = 60.0
@@ -112,25 +118,28 @@ class OutboxRelay:
                 log.warning("no K_SINK or BROKER_URL: outbox events wait until one is configured")
                 self._warned_no_sink = True
             return 0
-        rows = self._claim_due()
+        owner, rows = self._claim_due()
+        if not rows:
+            return 0
         sent: list[int] = []
-        for seq, headers, body, attempts in rows:
-            failure = self._post(Message.from_stored(headers, body))
-            if failure is None:
-                sent.append(seq)
-            elif is_retryable(failure.status):
-                self._metrics.relay_failures.inc()
-                self._reschedule(seq, attempts + 1, failure.error)
-            else:
-                self._metrics.relay_parked.inc()
-                self._park(seq, attempts + 1, failure.error)
+        with _LeaseKeeper(self._engine, owner):
+            for seq, headers, body, attempts in rows:
+                failure = self._post(Message.from_stored(headers, body))
+                if failure is None:
+                    sent.append(seq)
+                elif is_retryable(failure.status):
+                    self._metrics.relay_failures.inc()
+                    self._reschedule(seq, attempts + 1, failure.error)
+                else:
+                    self._metrics.relay_parked.inc()
+                    self._park(seq, attempts + 1, failure.error)
         if sent:
             with self._engine.begin() as connection:
                 connection.execute(outbox.delete().where(outbox.c.seq.in_(sent)))
             self._metrics.relayed.inc(len(sent))
         return len(rows)
 
-    def _claim_due(self) -> list[tuple[int, str, bytes, int]]:
+    def _claim_due(self) -> tuple[str, list[tuple[int, str, bytes, int]]]:
         owner = uuid.uuid4().hex
         now = time.time()
         due = (
@@ -151,7 +160,7 @@ class OutboxRelay:
                 .where(outbox.c.lease_owner == owner)
                 .order_by(outbox.c.seq)
             ).all()
-        return [(row.seq, row.headers, row.body, row.attempts) for row in rows]
+        return owner, [(row.seq, row.headers, row.body, row.attempts) for row in rows]
 
     def _post(self, message: Message) -> Failure | None:
         """Post one event; None when the broker accepted it, else what went wrong."""
@@ -201,3 +210,37 @@ class OutboxRelay:
                     last_error=error,
                 )
             )
+
+
+class _LeaseKeeper:
+    """Renews one claim's lease every RENEW_SECONDS while its rows are being posted.
+
+    A thread rather than renewals between posts: one post may wait up to its timeout, longer
+    than the lease, and the rows must stay this relay's meanwhile.
+    """
+
+    def __init__(self, engine: Engine, owner: str) -> None:
+        self._engine = engine
+        self._owner = owner
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name="outbox-lease", daemon=True)
+
+    def __enter__(self) -> _LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _renew(self) -> None:
+        while not self._done.wait(RENEW_SECONDS):
+            try:
+                with self._engine.begin() as connection:
+                    connection.execute(
+                        outbox.update()
+                        .where(outbox.c.lease_owner == self._owner)
+                        .values(lease_until=time.time() + LEASE_SECONDS)
+                    )
+            except Exception:
+                log.exception("could not renew the outbox lease")
