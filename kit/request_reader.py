@@ -69,6 +69,11 @@ class RequestReader:
         self.refusal: Refusal | None = None
 
     @property
+    def target(self) -> bytes:
+        """The request target as far as it arrived (path and query)."""
+        return self._target
+
+    @property
     def received(self) -> int:
         return len(self._buffer)
 

@@ -12,7 +12,11 @@ there), and submits it to the thread pool only once it is complete:
   the connection closed; errors gunicorn's own parser finds are answered in JSON too;
 - `Expect: 100-continue` is answered from the loop once the head is in and within limits;
 - buffered requests share a budget (MAX_BUFFERED_BYTES); past it, a request goes to a thread
-  as it is, whose reads then time out after REQUEST_READ_SECONDS.
+  as it is, whose reads then time out after REQUEST_READ_SECONDS;
+- requests given to the threads and not yet answered are bounded (MAX_QUEUED_REQUESTS, by
+  default four per thread): past it, a request is answered 429 with Retry-After from the loop,
+  so that overload is answered (the broker and the outbox relay retry after it) rather than
+  queued without limit. The probes (/healthz, /readyz) and /metrics always get a thread.
 
 In a cluster, Knative's queue-proxy stands in front of the container: its Go reverse proxy reads
 each request head in a goroutine of its own, so an idle or half-sent head costs the service
@@ -25,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import os
 import select
 import selectors
 import socket
@@ -52,6 +57,10 @@ _RECV_BYTES = 64 * 1024
 #: How long a refused connection is read (and its bytes dropped) so the answer is not reset.
 _LINGER_SECONDS = 1.0
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+#: Requests per thread that may wait for one (MAX_QUEUED_REQUESTS overrides the total).
+QUEUED_PER_THREAD = 4
+OVERLOAD_RETRY_AFTER_SECONDS = 1
+_ALWAYS_SERVED = (b"/healthz", b"/readyz", b"/metrics")
 
 
 @dataclass
@@ -72,6 +81,7 @@ class BufferedConn(TConn):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         self.prefetched = b""
         self.whole = False
+        self.counted = False  # given to a thread and counted against MAX_QUEUED_REQUESTS
 
     def init(self) -> None:
         first = not self.initialized
@@ -106,6 +116,9 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
         self._reading: dict[int, _Reading] = {}
         self._lingering: dict[int, tuple[socket.socket, float]] = {}
         self._buffered = 0
+        self._queued = 0
+        configured = os.environ.get("MAX_QUEUED_REQUESTS")
+        self.max_queued = int(configured) if configured else QUEUED_PER_THREAD * self.cfg.threads
 
     # -- connections into the loop -----------------------------------------------------------
 
@@ -177,8 +190,24 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
             self._hand_over(reading)  # its thread reads the rest, within REQUEST_READ_SECONDS
 
     def _hand_over(self, reading: _Reading) -> None:
+        if self._queued >= self.max_queued and not reading.reader.target.startswith(
+            _ALWAYS_SERVED
+        ):
+            self._refuse(
+                reading,
+                Refusal(
+                    429,
+                    f"the service has {self._queued} requests in hand, its limit; "
+                    "try again shortly",
+                    self.max_queued,
+                ),
+                retry_after=OVERLOAD_RETRY_AFTER_SECONDS,
+            )
+            return
         conn = reading.conn
         self._forget(reading)
+        self._queued += 1
+        conn.counted = True
         conn.prefetched = reading.reader.request_bytes()
         conn.data_ready = True
         conn.whole = True
@@ -196,12 +225,19 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
         self.nr_conns -= 1
         reading.conn.close()
 
-    def _refuse(self, reading: _Reading, refusal: Refusal) -> None:
+    def finish_request(self, conn: Any, fut: Any) -> None:
+        if conn.counted:
+            conn.counted = False
+            self._queued -= 1
+        super().finish_request(conn, fut)
+
+    def _refuse(self, reading: _Reading, refusal: Refusal, retry_after: int | None = None) -> None:
         self._forget(reading)
         self.nr_conns -= 1
         sock = reading.conn.sock
         self.log.info("refused a request: %s %s", refusal.status, refusal.message)
-        _send_now(sock, error_response(refusal.status, refusal.to_json()))
+        headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
+        _send_now(sock, error_response(refusal.status, refusal.to_json(), headers))
         try:
             sock.shutdown(socket.SHUT_WR)
         except OSError:
@@ -273,12 +309,15 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
             self.log.debug("could not send the error response")
 
 
-def error_response(status: int, body: Mapping[str, object]) -> bytes:
+def error_response(
+    status: int, body: Mapping[str, object], headers: Mapping[str, str] | None = None
+) -> bytes:
     """A whole HTTP/1.1 response with a JSON body, after which the connection closes."""
     payload = json.dumps(body).encode()
     reason = HTTPStatus(status).phrase
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
     head = (
-        f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n{extra}"
         f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
     )
     return head.encode("latin-1") + payload
