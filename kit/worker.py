@@ -190,9 +190,7 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
             self._hand_over(reading)  # its thread reads the rest, within REQUEST_READ_SECONDS
 
     def _hand_over(self, reading: _Reading) -> None:
-        if self._queued >= self.max_queued and not reading.reader.target.startswith(
-            _ALWAYS_SERVED
-        ):
+        if self._queued >= self.max_queued and not reading.reader.target.startswith(_ALWAYS_SERVED):
             self._refuse(
                 reading,
                 Refusal(
