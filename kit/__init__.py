@@ -5,7 +5,7 @@ handlers = HandlerSet()
 @handlers.on("order.created")
 def reserve(event: CloudEvent, tx: Transaction) -> NewEvent | None: ...
 
-service = create_service("inventory", handlers, metadata=store.metadata)
+service = create_service("inventory", handlers, migrations=HISTORY)  # services/inventory/migrations
 app = service.app            # served by gunicorn: "services.inventory.app:create_app()"
 """
 
@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from kit.config import KitConfig
 from kit.errors import RequestError, RetryLater
+from kit.migrations.runner import History
 from kit.outgoing import NewEvent
 from kit.schemas import EMPTY_REGISTRY, SchemaRegistry
 from kit.service import HandlerSet, ResourceKey, Service, Transaction, current_service
@@ -44,6 +45,7 @@ def create_service(
     config: KitConfig | None = None,
     schemas: SchemaRegistry | None = None,
     metadata: sa.MetaData | None = None,
+    migrations: History | None = None,
     stateless: bool = False,
     resources: Mapping[ResourceKey[Any], object] | None = None,
 ) -> Service:
@@ -53,6 +55,7 @@ def create_service(
         handlers,
         schemas=schemas if schemas is not None else EMPTY_REGISTRY,
         metadata=metadata,
+        migrations=migrations,
         stateless=stateless,
         resources=resources,
     )

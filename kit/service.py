@@ -11,24 +11,27 @@ from typing import Any, Generic, TypeAlias, TypeVar, cast
 
 import sqlalchemy as sa
 from cloudevents.core.v1.event import CloudEvent
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, g, has_app_context, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from kit import idempotency, outbox
 from kit.api import json_response
 from kit.config import KitConfig
-from kit.database import create_engine, create_tables
+from kit.database import READ_ONLY, create_engine
 from kit.endpoint import EVENTS_RULE, EventEndpoint
 from kit.errors import RequestError, RetryLater
 from kit.idempotency import ACCEPTED, Answer, Outcome
 from kit.incoming import decode_data, to_cloudevent
 from kit.logs import OutcomeLog, configure_logging
 from kit.metrics import KitMetrics
+from kit.migrations import KIT_HISTORY
+from kit.migrations.runner import History, upgrade, verify
 from kit.openapi import serve_openapi
 from kit.outgoing import NewEvent, build_event, to_message
 from kit.relay import OutboxRelay, RelaySettings
 from kit.schemas import EMPTY_REGISTRY, DataError, SchemaRegistry
 from kit.tracing import child_traceparent
+from kit.unavailable import database_error_response, retry_later_response
 from wire.http_binding import WireEvent
 from wire.limits import body_too_large
 from wire.spec import InvalidEvent
@@ -37,6 +40,8 @@ log = logging.getLogger("shop.kit")
 
 Handler: TypeAlias = Callable[[CloudEvent, "Transaction"], NewEvent | None]
 _CLAIM_ATTEMPTS = 3
+# The attribute of flask.g holding the request's transaction (Service.request_transaction).
+_REQUEST_TRANSACTION = "shop_kit_transaction"
 T = TypeVar("T")
 
 
@@ -120,6 +125,7 @@ class Transaction:
         self.emitted = 0
         #: The event being handled exactly as it arrived (None in an HTTP route).
         self.received = received
+        self._after_commit: list[Callable[[], None]] = []
 
     @property
     def connection(self) -> sa.Connection:
@@ -147,13 +153,27 @@ class Transaction:
         self.emitted += 1
         return event.id
 
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once this transaction has committed, never if it rolls back (to wake
+        a service's own worker for what the transaction stored, as the relay is woken)."""
+        self._after_commit.append(callback)
+
+    def committed(self) -> None:
+        """Run the after-commit callbacks; the kit calls it once the commit succeeded."""
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
+
 
 class Service:
     """A Flask app that receives CloudEvents on `POST /` and hands them to its handlers.
 
     Constructing one has no side effects; `start()` (called by each service's app factory, in
-    the gunicorn worker after the fork) configures logging, creates the tables and starts the
+    the gunicorn worker after the fork) configures logging, migrates the tables and starts the
     outbox relay.
+
+    A service's tables come from its Alembic history (`migrations`, whose metadata they are);
+    `metadata` without a history is for a test's app, whose tables are created as they are.
     """
 
     def __init__(
@@ -163,16 +183,24 @@ class Service:
         *,
         schemas: SchemaRegistry = EMPTY_REGISTRY,
         metadata: sa.MetaData | None = None,
+        migrations: History | None = None,
         stateless: bool = False,
         resources: Mapping[ResourceKey[Any], object] | None = None,
     ) -> None:
+        if metadata is not None and migrations is not None:
+            raise ValueError("a service with a migration history has the history's metadata")
         self.config = config
         self.name = config.service
         self.handlers = handlers
         self.schemas = schemas
         self._resources: dict[ResourceKey[Any], object] = dict(resources or {})
         self._metadata = metadata
-        self.engine = None if stateless else create_engine(config.database_url)
+        self._migrations = migrations
+        self.engine = (
+            None
+            if stateless
+            else create_engine(config.database_url, wait_seconds=config.database_wait_seconds)
+        )
         self.metrics = KitMetrics(self._backlog)
         self.outcomes = OutcomeLog(log)
         self.relay: OutboxRelay | None = None
@@ -181,6 +209,7 @@ class Service:
             self.relay = OutboxRelay(self.engine, settings, self.metrics)
         self.app = self._create_flask_app()
         self._started = False
+        self._closers: list[Callable[[], None]] = []
 
     @property
     def max_event_bytes(self) -> int:
@@ -191,18 +220,28 @@ class Service:
         return event_type in self.handlers.by_type or self.handlers.fallback is not None
 
     def start(self) -> Service:
-        """Configure logging, create the tables, start the relay; once, however often called."""
+        """Configure logging, migrate the tables, start the relay; once, however often called."""
         if self._started:
             return self
         self._started = True
         configure_logging(self.config.log_level)
         atexit.register(self.outcomes.close)
         if self.engine is not None:
-            create_tables(self.engine, *([self._metadata] if self._metadata is not None else []))
+            self._migrate(self.engine)
         if self.relay is not None:
             self.relay.start()
             atexit.register(self.relay.stop)
         return self
+
+    def _migrate(self, engine: sa.Engine) -> None:
+        """Bring the kit's tables and the service's to the code's head, kit first (or, with
+        MIGRATE_AT_START=0, fail unless someone did: the chart's init container)."""
+        histories = [KIT_HISTORY, *([self._migrations] if self._migrations is not None else [])]
+        if not self.config.migrate_at_start:
+            verify(engine, histories)
+            return
+        unversioned = [self._metadata] if self._metadata is not None else []
+        upgrade(engine, histories, unversioned=unversioned)
 
     def resource(self, key: ResourceKey[T]) -> T:
         """The collaborator this service was created with under `key` (routes and handlers)."""
@@ -217,7 +256,16 @@ class Service:
 
     @contextmanager
     def transaction(self, traceparent: str | None = None) -> Iterator[Transaction]:
-        """A transaction for a route's business change and the events it emits (outbox)."""
+        """A transaction for a route's business change and the events it emits (outbox).
+
+        Inside `request_transaction()` it is that transaction, which commits when the outer
+        block ends: what wraps the route (kit/idempotent_routes.py) and the route's own change
+        commit together or not at all.
+        """
+        joined = g.get(_REQUEST_TRANSACTION) if has_app_context() else None
+        if joined is not None:
+            yield joined
+            return
         if traceparent is None and request:
             traceparent = request.headers.get("traceparent")
         if self.engine is None:
@@ -226,8 +274,22 @@ class Service:
         with self.engine.begin() as connection:
             tx = Transaction(self, connection, traceparent)
             yield tx
+        tx.committed()
         if tx.emitted and self.relay is not None:
             self.relay.wake()
+
+    @contextmanager
+    def request_transaction(self) -> Iterator[Transaction]:
+        """The one transaction of the current request: `transaction()` in the route joins it."""
+        with self.transaction() as tx:
+            if g.get(_REQUEST_TRANSACTION) is tx:
+                yield tx
+                return
+            setattr(g, _REQUEST_TRANSACTION, tx)
+            try:
+                yield tx
+            finally:
+                delattr(g, _REQUEST_TRANSACTION)
 
     # -- handling events ----------------------------------------------------------------------
 
@@ -263,6 +325,7 @@ class Service:
                 else:
                     claimed = False
             if claimed:
+                tx.committed()
                 if tx.emitted and self.relay is not None:
                     self.relay.wake()
                 return Outcome(answer)
@@ -298,6 +361,8 @@ class Service:
         app.add_url_rule("/openapi.json", "openapi", serve_openapi)
         app.register_error_handler(HTTPException, _http_error)
         app.register_error_handler(RequestError, _request_error)
+        app.register_error_handler(RetryLater, retry_later_response)
+        app.register_error_handler(sa.exc.SQLAlchemyError, database_error_response)
         app.after_request(_no_type_without_body)
         app.after_request(_webhook_handshake)
         return app
@@ -309,8 +374,10 @@ class Service:
         if self.engine is None:
             return json_response(200, {"status": "ready"})
         try:
+            # Read-only: a writer holding SQLite's lock makes the service busy (503 on writes,
+            # retried), not unready; an unreachable PostgreSQL makes it unready.
             with self.engine.connect() as connection:
-                connection.execute(sa.text("SELECT 1"))
+                connection.execution_options(**READ_ONLY).execute(sa.text("SELECT 1"))
         except sa.exc.SQLAlchemyError as error:
             return json_response(503, {"status": "not ready", "error": str(error)})
         return json_response(200, {"status": "ready"})
@@ -322,10 +389,16 @@ class Service:
         if self.engine is None:
             return 0.0
         with self.engine.connect() as connection:
-            return float(outbox.backlog(connection))
+            return float(outbox.backlog(connection.execution_options(**READ_ONLY)))
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Call `callback` first when the service closes (a service's own worker stops with it)."""
+        self._closers.append(callback)
 
     def close(self) -> None:
         """Stop the relay and release database connections (tests, shutdown)."""
+        for callback in self._closers:
+            callback()
         self.outcomes.close()
         if self.relay is not None:
             self.relay.stop()

@@ -25,6 +25,7 @@ from kit.config import ConfigError
 from services.deadletter import store
 from services.deadletter.handlers import handlers
 from services.deadletter.metrics import DeadLetterMetrics
+from services.deadletter.migrations import HISTORY
 from services.deadletter.redelivery import Redeliverer
 from wire.http_binding import to_structured_document
 
@@ -238,7 +239,7 @@ def create_app(config: DeadletterConfig | None = None) -> Flask:
     """The deadletter service's WSGI app: `gunicorn "services.deadletter.app:create_app()"`."""
     config = config or DeadletterConfig.from_env()
     # No schema registry: a dead letter is kept whatever its data, valid or not.
-    service = create_service(SERVICE, handlers, config=config.kit, metadata=store.metadata)
+    service = create_service(SERVICE, handlers, config=config.kit, migrations=HISTORY)
     assert service.engine is not None
     metrics = DeadLetterMetrics(service.metrics.registry, service.engine)
     service.app.extensions[_EXTENSION] = Redeliverer(

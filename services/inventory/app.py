@@ -13,6 +13,7 @@ from kit.api import BodySchema, json_response
 from kit.openapi import ERROR, LOCATION, Operation, Reply, describe
 from services.inventory import store
 from services.inventory.handlers import handlers
+from services.inventory.migrations import HISTORY
 from wire.strings import quote
 
 SERVICE = "inventory"
@@ -112,7 +113,7 @@ def create_app(config: KitConfig | None = None) -> Flask:
         handlers,
         config=config or KitConfig.from_env(SERVICE),
         schemas=load_catalog().registry,
-        metadata=store.metadata,
+        migrations=HISTORY,
     )
     service.app.register_blueprint(routes)
     return service.start().app

@@ -15,8 +15,8 @@ from flask import Flask
 from catalog import load_catalog
 from kit import KitConfig, create_service
 from kit.config import ConfigError
-from services.payment import store
 from services.payment.handlers import handlers
+from services.payment.migrations import HISTORY
 from services.payment.processor import (
     CARD_PROCESSOR,
     DEFAULT_AMOUNT_LIMIT,
@@ -73,7 +73,7 @@ def create_app(config: PaymentConfig | None = None) -> Flask:
         handlers,
         config=config.kit,
         schemas=load_catalog().registry,
-        metadata=store.metadata,
+        migrations=HISTORY,
         resources={CARD_PROCESSOR: processor},
     )
     log.warning(

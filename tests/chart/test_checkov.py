@@ -77,11 +77,18 @@ def run_checkov(checkov: str, directory: Path, *extra: str) -> dict[str, Any]:
     return report
 
 
-@pytest.mark.parametrize("value_set", ["default", "production"])
+@pytest.mark.parametrize(
+    ("value_set", "assignments"),
+    [
+        pytest.param("default", [], id="default"),
+        pytest.param("production", [], id="production"),
+        pytest.param("default", ["migrations.mode=initContainer"], id="migrations-init-container"),
+    ],
+)
 def test_checkov_fails_no_check_of_the_rendered_chart(
-    checkov: str, helm4: str, value_set: str, tmp_path: Path
+    checkov: str, helm4: str, value_set: str, assignments: list[str], tmp_path: Path
 ) -> None:
-    result = helm_template(helm4, value_set, ["namespace.create=true"])
+    result = helm_template(helm4, value_set, ["namespace.create=true", *assignments])
     assert result.returncode == 0, result.stderr
     (tmp_path / "chart.yaml").write_text(result.stdout)
     report = run_checkov(checkov, tmp_path)
@@ -94,7 +101,7 @@ def test_checkov_fails_no_check_of_the_rendered_chart(
     assert summary["parsing_errors"] == 0
     assert summary["resource_count"] > 0 and summary["passed"] > 0
     passed = Counter(item["check_id"] for item in report["results"]["passed_checks"])
-    services = len(knative_services(render(helm4, value_set)))
+    services = len(knative_services(render(helm4, value_set, assignments)))
     for check in ("CKV_SHOP_1", "CKV_SHOP_2", "CKV_SHOP_3"):
         assert passed[check] == services, f"{check} did not look at every Knative Service"
     assert passed["CKV_SHOP_4"] == 1

@@ -11,6 +11,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 
+from kit.migrate import service_history
 from tests.chart.rendering import (
     VALUE_SETS,
     Document,
@@ -183,7 +184,7 @@ def test_trigger_delivery_overrides_are_merged_over_the_broker_defaults(helm4: s
 def test_sink_bindings_give_the_producers_the_broker(helm: str) -> None:
     bindings = of_kind(render(helm), "SinkBinding")
     subjects = {binding["spec"]["subject"]["name"] for binding in bindings}
-    assert subjects == {"customer", "order", "deadletter", "viewer"}
+    assert subjects == {"customer", "order", "notification", "deadletter", "viewer"}
     for binding in bindings:
         assert binding["spec"]["subject"]["kind"] == "Service"
         assert binding["spec"]["sink"]["ref"]["kind"] == "Broker"
@@ -217,6 +218,42 @@ def test_default_values_run_postgresql_with_one_database_per_service(helm4: str)
         else:
             assert "DATABASE_URL" not in env
     assert env_of(knative_services(docs)["notification"])["SMTP_HOST"].startswith("shop-mailpit.")
+
+
+def test_by_default_every_service_migrates_its_schema_as_it_starts(helm: str) -> None:
+    for name, ksvc in knative_services(render(helm)).items():
+        assert "initContainers" not in ksvc["spec"]["template"]["spec"], name
+        assert "MIGRATE_AT_START" not in env_of(ksvc), name
+
+
+@pytest.mark.parametrize(("secret", "expected"), [("", "shop-database"), ("shop-ddl", "shop-ddl")])
+def test_an_init_container_migrates_before_a_service_that_only_checks_its_schema(
+    helm: str, knative_schemas: Path, secret: str, expected: str
+) -> None:
+    assignments = ["migrations.mode=initContainer", f"migrations.existingSecret={secret}"]
+    docs = render(helm, set_values=assignments)
+    problems = [problem for doc in docs for problem in validation_problems(doc, knative_schemas)]
+    assert not problems, "\n".join(problems)
+    stateful = {name for name, service in chart_values()["services"].items() if service["database"]}
+    for name, ksvc in knative_services(docs).items():
+        pod = ksvc["spec"]["template"]["spec"]
+        if name not in stateful:
+            assert "initContainers" not in pod and "MIGRATE_AT_START" not in env_of(ksvc), name
+            continue
+        (init,) = pod["initContainers"]
+        assert [init["command"], init["args"]] == [
+            ["python"],
+            ["-m", "kit.migrate", "upgrade", "--service", name],
+        ], name
+        assert init["image"] == container(ksvc)["image"], name
+        assert init["env"] == [
+            {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": expected, "key": name}}}
+        ], name
+        assert init["securityContext"] == container(ksvc)["securityContext"], name
+        assert init["resources"] == container(ksvc)["resources"], name
+        assert env_of(ksvc)["MIGRATE_AT_START"] == "0", name
+        # What the init container runs exists: the service's history, as the CLI finds it.
+        assert service_history(name).name == name
 
 
 def test_production_values_use_the_external_database_and_mail_server(helm: str) -> None:

@@ -45,6 +45,7 @@ def _duration_validator() -> jsonschema.Draft7Validator:
         ("services.order.subscribes[0]=Order Created", "subscribes"),  # not an event type
         ("services.order.env.PORT=9090", "PORT"),  # reserved by Knative
         ("smtp.tls=ssl", "tls"),
+        ("migrations.mode=job", "mode"),  # neither start nor initContainer
     ],
 )
 def test_the_values_schema_refuses_bad_values(helm: str, assignment: str, mentions: str) -> None:

@@ -61,6 +61,21 @@ app.kubernetes.io/component: {{ .component }}
 {{- include "shop.image" (dict "image" .service.image "registry" $root.Values.image.registry "tag" ($root.Values.image.tag | default $root.Chart.AppVersion)) -}}
 {{- end -}}
 
+{{/* The securityContext of every container of a service's pod (the user id as argument). */}}
+{{- define "shop.serviceSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ . }}
+runAsGroup: {{ . }}
+allowPrivilegeEscalation: false
+privileged: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop:
+    - ALL
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
 {{/* The ServiceAccount the services run as. */}}
 {{- define "shop.serviceAccountName" -}}
 {{- .Values.serviceAccount.name | default (printf "%s-services" (include "shop.fullname" .)) -}}

@@ -29,9 +29,11 @@ def _pod_spec(conf: dict[str, Any]) -> dict[str, Any]:
     return pod if isinstance(pod, dict) else {}
 
 
-def _containers(conf: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def _containers(
+    conf: dict[str, Any], keys: tuple[str, ...] = ("initContainers", "containers")
+) -> Iterator[dict[str, Any]]:
     pod = _pod_spec(conf)
-    for key in ("initContainers", "containers"):
+    for key in keys:
         for container in pod.get(key) or []:
             if isinstance(container, dict):
                 yield container
@@ -39,6 +41,9 @@ def _containers(conf: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 class KnativeServiceCheck(BaseK8Check):
     """A check of every container of a Knative Service (serving.knative.dev/v1 Service)."""
+
+    #: The pod spec's lists of containers the check looks at.
+    container_lists: tuple[str, ...] = ("initContainers", "containers")
 
     def __init__(self, name: str, check_id: str) -> None:
         super().__init__(
@@ -51,7 +56,7 @@ class KnativeServiceCheck(BaseK8Check):
     def scan_spec_conf(self, conf: dict[str, Any]) -> CheckResult:
         if _group(conf) != "serving.knative.dev":
             return CheckResult.UNKNOWN  # a core Service: nothing runs in it
-        containers = list(_containers(conf))
+        containers = list(_containers(conf, self.container_lists))
         if not containers:
             return CheckResult.FAILED
         pod = _pod_spec(conf)
@@ -110,6 +115,9 @@ class KnativeServiceResources(KnativeServiceCheck):
 
 class KnativeServiceProbes(KnativeServiceCheck):
     """Readiness and liveness probes on the serving container."""
+
+    # Kubernetes refuses probes on init containers: they run to completion before any serving.
+    container_lists = ("containers",)
 
     def __init__(self) -> None:
         super().__init__(

@@ -1,0 +1,1 @@
+"""The kit's revisions, by number: Alembic loads them from here."""

@@ -1,0 +1,1 @@
+"""The customer service's revisions, by number: Alembic loads them from here."""

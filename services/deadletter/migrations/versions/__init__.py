@@ -1,0 +1,1 @@
+"""The deadletter service's revisions, by number: Alembic loads them from here."""

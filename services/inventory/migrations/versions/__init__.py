@@ -1,0 +1,1 @@
+"""The inventory service's revisions, by number: Alembic loads them from here."""

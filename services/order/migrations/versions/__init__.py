@@ -1,0 +1,1 @@
+"""The order service's revisions, by number: Alembic loads them from here."""

@@ -1,0 +1,1 @@
+"""The payment service's revisions, by number: Alembic loads them from here."""
