@@ -22,6 +22,7 @@ from kit.logs import OutcomeLog
 from kit.metrics import KitMetrics
 from kit.receive import ce_headers, read_body
 from kit.tracing import trace_id
+from kit.unavailable import cause_of, retry_later_for
 from wire.http_binding import Mode, WireEvent, parse_request
 from wire.spec import InvalidEvent
 
@@ -145,11 +146,17 @@ class EventEndpoint:
         except InvalidEvent as error:
             return "rejected", json_answer(error.status, error.to_json())
         except RetryLater as error:
-            retry_after = {}
-            if error.retry_after_seconds is not None:
-                retry_after["Retry-After"] = str(error.retry_after_seconds)
-            return "retry", json_answer(503, {"error": error.reason}, **retry_after)
-        except Exception:
+            return "retry", _retry_answer(error)
+        except Exception as error:
+            retry = retry_later_for(error)
+            if retry is not None:
+                log.warning(
+                    "%s: %s",
+                    retry.reason,
+                    cause_of(error),
+                    extra={"event_id": wire.id, "type": wire.type, "source": wire.source},
+                )
+                return "retry", _retry_answer(retry)
             log.exception(
                 "handler failed",
                 extra={"event_id": wire.id, "type": wire.type, "source": wire.source},
@@ -162,3 +169,7 @@ class EventEndpoint:
         reply = answer.reply
         headers = [*reply.headers.items(), ("Content-Length", str(len(reply.body)))]
         return label, HttpAnswer(answer.status, headers, reply.body)
+
+
+def _retry_answer(error: RetryLater) -> HttpAnswer:
+    return json_answer(503, error.to_json(), **error.headers())

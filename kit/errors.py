@@ -15,6 +15,16 @@ class RetryLater(Exception):
         self.reason = reason
         self.retry_after_seconds = retry_after_seconds
 
+    def to_json(self) -> dict[str, Any]:
+        """The 503's body: the kit's error body."""
+        return {"error": self.reason}
+
+    def headers(self) -> dict[str, str]:
+        """The 503's headers: Retry-After when known."""
+        if self.retry_after_seconds is None:
+            return {}
+        return {"Retry-After": str(self.retry_after_seconds)}
+
 
 class RequestError(Problem):
     """A client mistake in an HTTP API call: answered with `status` and a JSON body."""

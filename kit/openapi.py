@@ -20,7 +20,11 @@ it registers:
 Keys are (method, rule) exactly as in `url_map` (after any `url_prefix`). Responses the kit
 answers by itself are added: 400, 413 and 415 for a route with a request body (`parse()` and
 MAX_CONTENT_LENGTH), and 404 for a route with path parameters (a value the converter does not
-match finds no route). The kit's own routes (`POST /` for CloudEvents, `/healthz`, `/readyz`,
+match finds no route), and 503 for every route of a service (kit/unavailable.py: the database
+is busy or unreachable). A decorator of a view adds what it answers by itself with
+`amend(view, Amendment(...))`: kit/idempotent_routes.py documents the `Idempotency-Key` request
+header, its 409 and 422, and the `Idempotent-Replayed` header of a replay this way. The kit's
+own routes (`POST /` for CloudEvents, `/healthz`, `/readyz`,
 `/metrics` and `/openapi.json`) are described here, and every error body is the one `Error`
 component (`{"error": ..., "field": ..., "limit": ...}`, see kit/errors.py).
 
@@ -39,7 +43,7 @@ the Service is created), and kept.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from importlib.metadata import PackageNotFoundError, version
@@ -128,6 +132,32 @@ class Api:
     operations: Mapping[tuple[str, str], Operation]
     #: None: every route of the app must be described.
     prefixes: Sequence[str] | None = None
+
+
+@dataclass(frozen=True)
+class Amendment:
+    """What a decorator of a route adds to the route's operation, whatever the route is."""
+
+    #: Header (or query) parameters: OpenAPI Parameter Objects.
+    parameters: Sequence[Mapping[str, Any]] = ()
+    #: Responses the decorator answers itself; merged with the route's own of the same status.
+    responses: Mapping[int, Reply] = field(default_factory=dict)
+    #: Headers the decorator may add to every 2xx response: name -> description.
+    success_headers: Mapping[str, str] = field(default_factory=dict)
+
+
+_AMENDMENTS = "shop_api_amendments"
+#: The kit's answer to a busy or unreachable database, on every route of a service.
+UNAVAILABLE = Reply(
+    {"$ref": "#/components/schemas/Error"},
+    "the database is busy or unreachable: try again (after Retry-After seconds)",
+    headers={"Retry-After": "seconds to wait before trying again"},
+)
+
+
+def amend(view: Callable[..., Any], amendment: Amendment) -> None:
+    """Record on `view` (the decorated function Flask routes to) what its decorator adds."""
+    setattr(view, _AMENDMENTS, (*getattr(view, _AMENDMENTS, ()), amendment))
 
 
 def describe(
@@ -259,8 +289,11 @@ def build_document(app: Flask, *, title: str) -> dict[str, Any]:
                 continue
             seen.add(key)
             operation, tag = described[key]
+            amendments = getattr(app.view_functions.get(rule.endpoint), _AMENDMENTS, ())
             path = _path_template(rule.rule)
-            paths.setdefault(path, {})[method.lower()] = _operation(rule, method, operation, tag)
+            paths.setdefault(path, {})[method.lower()] = _operation(
+                rule, method, operation, tag, amendments
+            )
     if undescribed:
         raise ApiDescriptionError(f"routes without a description: {', '.join(undescribed)}")
     missing = sorted(f"{method} {rule}" for method, rule in described.keys() - seen)
@@ -284,7 +317,13 @@ def _must_be_described(rule: str, prefixes: Sequence[str] | None) -> bool:
     return any(rule == prefix or rule.startswith(prefix.rstrip("/") + "/") for prefix in prefixes)
 
 
-def _operation(rule: Rule, method: str, operation: Operation, tag: str) -> dict[str, Any]:
+def _operation(
+    rule: Rule,
+    method: str,
+    operation: Operation,
+    tag: str,
+    amendments: Sequence[Amendment] = (),
+) -> dict[str, Any]:
     methods = (rule.methods or set()) - _AUTOMATIC_METHODS
     document: dict[str, Any] = {
         "operationId": rule.endpoint if len(methods) == 1 else f"{rule.endpoint}.{method.lower()}",
@@ -293,10 +332,13 @@ def _operation(rule: Rule, method: str, operation: Operation, tag: str) -> dict[
     }
     if operation.description:
         document["description"] = operation.description
-    parameters = _path_parameters(rule, operation)
+    path_parameters = _path_parameters(rule, operation)
+    parameters = [*path_parameters, *(dict(p) for a in amendments for p in a.parameters)]
     if parameters:
         document["parameters"] = parameters
     responses = dict(operation.responses)
+    for amendment in amendments:
+        responses = _amended(responses, amendment)
     if operation.request is not None:
         document["requestBody"] = {
             "required": True,
@@ -306,12 +348,40 @@ def _operation(rule: Rule, method: str, operation: Operation, tag: str) -> dict[
             responses.setdefault(status, ERROR)
     elif (method, rule.rule) == ("POST", "/"):
         document["requestBody"] = _EVENT_BODY
-    if parameters:
+    if path_parameters:
         responses.setdefault(404, Reply(ERROR.schema, "no such resource, or no such route"))
+    if tag != "kit":
+        responses.setdefault(503, UNAVAILABLE)
     document["responses"] = {
         str(status): _response(status, reply) for status, reply in sorted(responses.items())
     }
     return document
+
+
+def _amended(responses: Mapping[int, Reply], amendment: Amendment) -> dict[int, Reply]:
+    """The route's responses with the decorator's: descriptions joined where both answer."""
+    merged = dict(responses)
+    for status, reply in amendment.responses.items():
+        own = merged.get(status)
+        if own is None:
+            merged[status] = reply
+            continue
+        descriptions = [d for d in (own.description, reply.description) if d]
+        merged[status] = Reply(
+            own.schema,
+            "; or ".join(descriptions) or None,
+            own.media_type,
+            {**own.headers, **reply.headers},
+        )
+    for status, reply in merged.items():
+        if 200 <= status < 300 and amendment.success_headers:
+            merged[status] = Reply(
+                reply.schema,
+                reply.description,
+                reply.media_type,
+                {**reply.headers, **amendment.success_headers},
+            )
+    return merged
 
 
 def _path_parameters(rule: Rule, operation: Operation) -> list[dict[str, Any]]:

@@ -12,9 +12,11 @@ from flask import Blueprint, Flask, Response
 from catalog import load_catalog
 from kit import KitConfig, NewEvent, RequestError, create_service, current_service
 from kit.api import BodySchema, json_response
+from kit.idempotent_routes import idempotent
 from kit.openapi import ERROR, LOCATION, Operation, Reply, describe
 from services.customer import store
 from services.customer.handlers import handlers
+from services.customer.migrations import HISTORY
 from wire.strings import quote
 
 SERVICE = "customer"
@@ -67,6 +69,7 @@ describe(
 
 
 @routes.post("/users")
+@idempotent
 def register_user() -> Response:
     """Register a user: 201 with the user and Location; 409 when the email is taken."""
     body = NEW_USER.parse()
@@ -90,6 +93,8 @@ def register_user() -> Response:
             )
     except sa.exc.IntegrityError as error:
         # Two registrations of one address at once: the unique index lets only one through.
+        # It refuses the INSERT itself, so this holds with an Idempotency-Key too, where the
+        # transaction is the request's and commits after this block (kit/idempotent_routes.py).
         raise _email_taken(user.email) from error
     return json_response(201, _view(user), {"Location": f"/users/{user.id}"})
 
@@ -121,7 +126,7 @@ def create_app(config: KitConfig | None = None) -> Flask:
         handlers,
         config=config or KitConfig.from_env(SERVICE),
         schemas=load_catalog().registry,
-        metadata=store.metadata,
+        migrations=HISTORY,
     )
     service.app.register_blueprint(routes)
     return service.start().app

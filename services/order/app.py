@@ -11,9 +11,11 @@ from flask import Blueprint, Flask, Response
 from catalog import SKU_PATTERN, load_catalog
 from kit import KitConfig, NewEvent, RequestError, create_service, current_service
 from kit.api import BodySchema, json_response
+from kit.idempotent_routes import idempotent
 from kit.openapi import ERROR, LOCATION, Operation, Reply, describe
 from services.order import store
 from services.order.handlers import handlers
+from services.order.migrations import HISTORY
 from wire.strings import quote
 
 SERVICE = "order"
@@ -115,6 +117,7 @@ describe(
 
 
 @routes.post("/orders")
+@idempotent
 def place_order() -> Response:
     """Place an order: 201 with the pending order and Location; `order.created` via the outbox."""
     body = NEW_ORDER.parse()
@@ -205,7 +208,7 @@ def create_app(config: KitConfig | None = None) -> Flask:
         handlers,
         config=config or KitConfig.from_env(SERVICE),
         schemas=load_catalog().registry,
-        metadata=store.metadata,
+        migrations=HISTORY,
     )
     service.app.register_blueprint(routes)
     return service.start().app

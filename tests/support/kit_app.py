@@ -26,6 +26,7 @@ from kit import (
     current_service,
 )
 from kit.api import BodySchema, json_response
+from kit.idempotent_routes import idempotent
 
 metadata = sa.MetaData()
 effects = sa.Table(
@@ -116,8 +117,12 @@ PLACE = BodySchema(
 
 
 @routes.post("/orders")
+@idempotent
 def place_order() -> Any:
-    """Originates an event through the outbox; `fail: true` rolls the transaction back."""
+    """Originates an event through the outbox; `fail: true` rolls the transaction back.
+
+    Takes an Idempotency-Key (kit/idempotent_routes.py).
+    """
     body = PLACE.parse()
     with current_service().transaction() as tx:
         tx.connection.execute(effects.insert().values(event_id=body["order_id"], note="order"))

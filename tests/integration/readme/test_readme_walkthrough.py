@@ -34,6 +34,7 @@ STEPS = [
     "customer",
     "stock",
     "order",
+    "retry",
     "confirmed",
     "mail",
     "story",
@@ -136,6 +137,16 @@ def test_a_customer_registers_stock_is_set_and_an_order_is_placed_pending(
     assert '"sku": "tea", "available": 10, "reserved": 0, "sold": 0, "stocked": 10' in stock
     order = _json_line(walk.step("order"), '"status": "pending"')
     assert f'"customer_id": "{_user_id(walk)}"' in order and '"total": 900' in order, walk
+
+
+def test_the_retried_order_gets_the_first_answer_replayed(walk: Walk) -> None:
+    lines = [line.rstrip("\r") for line in walk.step("retry").splitlines()]
+    assert lines == [
+        "HTTP/1.1 201 CREATED",
+        f"Location: /orders/{_order_id(walk)}",
+        "Idempotent-Replayed: true",
+    ], walk
+    # ... and placed nothing: two packets are sold below, not four.
 
 
 def test_the_order_is_confirmed_and_the_tea_sold(walk: Walk, shop: ShopUp) -> None:

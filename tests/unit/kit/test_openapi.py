@@ -15,6 +15,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from kit.api import BodySchema
 from kit.errors import RequestError
+from kit.idempotent_routes import OPENAPI
 from kit.openapi import (
     ERROR_SCHEMA,
     ApiDescriptionError,
@@ -24,6 +25,7 @@ from kit.openapi import (
     build_document,
     describe,
 )
+from kit.request_keys import parse_key
 from services.customer.app import NEW_USER
 from services.customer.app import create_app as create_customer
 from services.inventory.app import SET_STOCK
@@ -115,9 +117,9 @@ def test_path_parameters_are_the_rules_arguments(service: tuple[str, Flask]) -> 
     for path, item in served_document(app)["paths"].items():
         names = re.findall(r"{([^}]+)}", path)
         for method, operation in item.items():
-            parameters = operation.get("parameters", [])
+            parameters = [p for p in operation.get("parameters", []) if p["in"] == "path"]
             assert [p["name"] for p in parameters] == names, (method, path)
-            assert all(p["in"] == "path" and p["required"] for p in parameters)
+            assert all(p["required"] for p in parameters)
 
 
 def test_request_schemas_are_the_routes_body_schemas(service: tuple[str, Flask]) -> None:
@@ -148,6 +150,70 @@ def test_the_error_component_is_what_request_errors_send(service: tuple[str, Fla
         jsonschema.validate(error.to_json(), ERROR_SCHEMA)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"field": "name"}, ERROR_SCHEMA)
+
+
+KEYED = {"order": ("post", "/orders"), "customer": ("post", "/users")}
+
+
+def test_keyed_operations_document_the_idempotency_key(service: tuple[str, Flask]) -> None:
+    name, app = service
+    document = served_document(app)
+    keyed = {
+        (method, path)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if any(p["name"] == "Idempotency-Key" for p in operation.get("parameters", []))
+    }
+    assert keyed == ({KEYED[name]} if name in KEYED else set())
+    for method, path in keyed:
+        operation = document["paths"][path][method]
+        (header,) = [p for p in operation["parameters"] if p["in"] == "header"]
+        assert header["required"] is False
+        responses = operation["responses"]
+        assert {"400", "409", "422"} <= set(responses)
+        assert "Retry-After" in responses["409"]["headers"]
+        assert "Idempotent-Replayed" in responses["201"]["headers"]
+        assert "Location" in responses["201"]["headers"], "the route's own header stays"
+    if name == "customer":
+        conflict = document["paths"]["/users"]["post"]["responses"]["409"]["description"]
+        assert "email" in conflict and "Idempotency-Key" in conflict
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '"k-1"',
+        "k-1",
+        "8e03978e-40d5-43e8-bc93-6894a57f9324",
+        r'"say \"hi\""',
+        '"' + "k" * 255 + '"',
+        "k" * 255,
+        '""',
+        '"' + "k" * 256 + '"',
+        "k" * 256,
+        "a b",
+        '"a", "b"',
+        r'"bad \n"',
+        '"caf\u00e9"',
+    ],
+)
+def test_the_documented_key_pattern_is_what_the_kit_accepts(raw: str) -> None:
+    try:
+        parse_key(raw)
+        accepted = True
+    except RequestError:
+        accepted = False
+    documented = jsonschema.Draft202012Validator(OPENAPI.parameters[0]["schema"]).is_valid(raw)
+    assert documented == accepted
+
+
+def test_every_route_of_a_service_documents_503(service: tuple[str, Flask]) -> None:
+    _, app = service
+    never_busy = {("get", "/healthz"), ("get", "/metrics"), ("get", "/openapi.json")}
+    for path, item in served_document(app)["paths"].items():
+        for method, operation in item.items():
+            if (method, path) not in never_busy:
+                assert "503" in operation["responses"], (method, path)
 
 
 def test_the_document_is_built_once(service: tuple[str, Flask]) -> None:
