@@ -1,12 +1,11 @@
 """The notification service's handlers: a mail for each user.created, order.confirmed and
-order.cancelled, then notification.sent.
+order.cancelled, stored to be sent (the mail outbox); sender.py sends it and emits
+notification.sent.
 
-Sent at most once per thing that happened: each mail has an id (`<event type>/<subject id>`),
-unique in the table, so a logical duplicate (another event id announcing the same thing) sends
-nothing. The row and the reply are written first and the SMTP send is the handler's last step:
-if the server is unreachable the whole transaction rolls back and the broker retries (503).
-The one window left is a crash (or a failed commit) after the server took the mail: the retry
-then sends it again, with the same Message-ID, which mail clients treat as one message.
+One mail per thing that happened: each mail has an id (`<event type>/<subject id>`), unique in
+the table, so a logical duplicate (another event id announcing the same thing) stores nothing.
+A handler opens no connection to the mail server: the mail is stored `pending` in the handler's
+transaction and the event is answered 202 at once; the sender is woken once that commits.
 """
 
 from __future__ import annotations
@@ -17,8 +16,10 @@ from typing import Any
 from cloudevents.core.v1.event import CloudEvent
 
 from kit import HandlerSet, NewEvent, RetryLater, Transaction
+from kit.tracing import trace_id
 from services.notification import store
-from services.notification.mailer import MAILER, Mail, MailRefused, MailUnavailable
+from services.notification.mailer import MAILER
+from services.notification.sender import MAIL_QUEUED
 
 log = logging.getLogger("shop.notification")
 
@@ -30,7 +31,7 @@ _EXPONENTS = {"JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD":
 
 @handlers.on("user.created")
 def welcome_user(event: CloudEvent, tx: Transaction) -> NewEvent | None:
-    """Remember the user's address and send a welcome mail."""
+    """Remember the user's address and store a welcome mail."""
     data: dict[str, Any] = event.get_data()  # type: ignore[assignment]
     recipient = store.Recipient(str(data["user_id"]), str(data["name"]), str(data["email"]))
     store.remember_recipient(tx.connection, recipient)
@@ -38,7 +39,7 @@ def welcome_user(event: CloudEvent, tx: Transaction) -> NewEvent | None:
         f"Hello {recipient.name},\n\n"
         f"welcome to the shop. Your customer id is {recipient.customer_id}.\n"
     )
-    return _send(
+    _store_mail(
         event,
         tx,
         recipient,
@@ -46,6 +47,7 @@ def welcome_user(event: CloudEvent, tx: Transaction) -> NewEvent | None:
         mail_subject=f"Welcome, {recipient.name}",
         body=body,
     )
+    return None
 
 
 @handlers.on("order.confirmed")
@@ -63,7 +65,7 @@ def mail_confirmation(event: CloudEvent, tx: Transaction) -> NewEvent | None:
         f"your order {data['order_id']} is confirmed:\n\n{lines}\n"
         f"Total: {_money(data['total'], currency)}\n"
     )
-    return _send(
+    _store_mail(
         event,
         tx,
         recipient,
@@ -71,6 +73,7 @@ def mail_confirmation(event: CloudEvent, tx: Transaction) -> NewEvent | None:
         mail_subject=f"Order {data['order_id']} is confirmed",
         body=body,
     )
+    return None
 
 
 @handlers.on("order.cancelled")
@@ -89,7 +92,7 @@ def mail_cancellation(event: CloudEvent, tx: Transaction) -> NewEvent | None:
         f"your order {data['order_id']} was cancelled: {data['reason']}.\n"
         "Nothing was charged.\n"
     )
-    return _send(
+    _store_mail(
         event,
         tx,
         recipient,
@@ -97,6 +100,7 @@ def mail_cancellation(event: CloudEvent, tx: Transaction) -> NewEvent | None:
         mail_subject=f"Order {data['order_id']} was cancelled",
         body=body,
     )
+    return None
 
 
 def _recipient(tx: Transaction, customer_id: str, event: CloudEvent) -> store.Recipient:
@@ -110,7 +114,7 @@ def _recipient(tx: Transaction, customer_id: str, event: CloudEvent) -> store.Re
     return recipient
 
 
-def _send(
+def _store_mail(
     event: CloudEvent,
     tx: Transaction,
     recipient: store.Recipient,
@@ -118,48 +122,28 @@ def _send(
     subject_id: str,
     mail_subject: str,
     body: str,
-) -> NewEvent | None:
-    """Record the mail, send it as the last step, and reply notification.sent."""
-    mailer = tx.resource(MAILER)
+) -> None:
+    """Store the mail to be sent (once per mail id) and wake the sender once it is committed."""
     notification_id = f"{event.get_type()}/{subject_id}"
-    mail = Mail(recipient.email, mail_subject, body, mailer.message_id(notification_id))
-    cause = {"type": event.get_type(), "id": event.get_id(), "source": event.get_source()}
-    claimed = store.claim_notification(
+    stored = store.store_mail(
         tx.connection,
         {
             "id": notification_id,
-            "cause_type": cause["type"],
-            "cause_id": cause["id"],
-            "cause_source": cause["source"],
+            "cause_type": event.get_type(),
+            "cause_id": event.get_id(),
+            "cause_source": event.get_source(),
             "subject": subject_id,
-            "recipient": mail.to,
-            "mail_subject": mail.subject,
-            "message_id": mail.message_id,
+            "recipient": recipient.email,
+            "mail_subject": mail_subject,
+            "body": body,
+            "message_id": tx.resource(MAILER).message_id(notification_id),
+            # Only a valid one (what kit.tracing would continue), which fits the column.
+            "traceparent": tx.traceparent if trace_id(tx.traceparent) else None,
         },
     )
-    if not claimed:
-        return None  # this mail went out already, for an earlier event announcing the same thing
-    try:
-        mailer.send(mail)
-    except MailUnavailable as error:
-        raise RetryLater(str(error)) from error
-    except MailRefused as error:
-        log.warning(
-            "mail refused by the server; not retried",
-            extra={"subject": subject_id, "outcome": "refused", "error": str(error)},
-        )
-        store.mark_refused(tx.connection, notification_id, str(error))
-        return None
-    return NewEvent(
-        "notification.sent",
-        {
-            "notification_id": notification_id,
-            "cause": cause,
-            "to": mail.to,
-            "message_id": mail.message_id,
-        },
-        subject=subject_id,
-    )
+    if stored:
+        tx.after_commit(tx.resource(MAIL_QUEUED).set)
+    # Else this mail is stored already, for an earlier event announcing the same thing.
 
 
 def _money(minor_units: int, currency: str) -> str:

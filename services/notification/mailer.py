@@ -30,11 +30,30 @@ class Mail:
 
 
 class MailUnavailable(Exception):
-    """The mail server cannot take the mail now (unreachable, 4xx, TLS or login failed)."""
+    """The mail server cannot take this mail now (a 4xx answer, a broken connection, a timeout):
+    the mail waits and is sent again later."""
+
+
+class MailUnreachable(MailUnavailable):
+    """No connection to the mail server (refused, timed out, TLS or login failed): nothing more
+    goes through this session until the server is back."""
 
 
 class MailRefused(Exception):
     """The mail server refused this mail for good (5xx for the recipient or the content)."""
+
+
+class MailSession(Protocol):
+    """One connection to the mail server, reused for a batch of mails."""
+
+    def send(self, mail: Mail) -> None:
+        """Hand the mail to the server; raise MailUnavailable (or MailUnreachable) or
+        MailRefused."""
+        ...
+
+    def close(self) -> None:
+        """End the connection, if one is open."""
+        ...
 
 
 class Mailer(Protocol):
@@ -44,8 +63,8 @@ class Mailer(Protocol):
         """The Message-ID of the mail about `key` (the same key gives the same id)."""
         ...
 
-    def send(self, mail: Mail) -> None:
-        """Hand the mail to the server; raise MailUnavailable or MailRefused."""
+    def session(self) -> MailSession:
+        """A session that connects at its first mail (nothing is opened yet)."""
         ...
 
 
@@ -92,7 +111,7 @@ class MailSettings:
 
 
 class SmtpMailer:
-    """Sends each mail over its own SMTP connection (smtplib), with optional TLS and login."""
+    """Sends mail with smtplib, with optional TLS and login: one connection per session."""
 
     def __init__(self, settings: MailSettings, ssl_context: ssl.SSLContext | None = None) -> None:
         self.settings = settings
@@ -102,6 +121,19 @@ class SmtpMailer:
     def message_id(self, key: str) -> str:
         return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@{self._domain}>"
 
+    def session(self) -> SmtpSession:
+        return SmtpSession(self.settings, self._ssl_context)
+
+
+class SmtpSession:
+    """One SMTP connection for a batch: opened at the first mail, opened again after a failure
+    that broke it, ended with QUIT by `close()`."""
+
+    def __init__(self, settings: MailSettings, ssl_context: ssl.SSLContext | None) -> None:
+        self.settings = settings
+        self._ssl_context = ssl_context
+        self._smtp: smtplib.SMTP | None = None
+
     def send(self, mail: Mail) -> None:
         message = EmailMessage()
         message["From"] = self.settings.mail_from
@@ -110,12 +142,12 @@ class SmtpMailer:
         message["Date"] = formatdate(usegmt=True)
         message["Message-ID"] = mail.message_id
         message.set_content(mail.body)
+        # smtplib drops the socket itself when the server ends with 421: connect again then.
+        smtp = self._smtp if self._smtp is not None and self._smtp.sock else self._open()
         try:
-            with self._connect() as smtp:
-                if self.settings.username:
-                    smtp.login(self.settings.username, self.settings.password or "")
-                smtp.send_message(message)
+            smtp.send_message(message)
         except smtplib.SMTPRecipientsRefused as error:
+            # smtplib reset the transaction (RSET): the connection takes the next mail.
             codes = [code for code, _ in error.recipients.values()]
             if all(code >= 500 for code in codes):
                 raise MailRefused(f"the server refused {mail.to}: {error.recipients}") from error
@@ -124,11 +156,39 @@ class SmtpMailer:
             if error.smtp_code >= 500:
                 raise MailRefused(f"the server refused the mail: {error}") from error
             raise MailUnavailable(f"the server deferred the mail: {error}") from error
-        except OSError as error:  # smtplib's errors, refused connections, timeouts, TLS
+        except OSError as error:  # smtplib's other errors, a lost connection, a timeout
+            self.close()
             raise MailUnavailable(
-                f"cannot send through {self.settings.host}:{self.settings.port}"
-                f" ({type(error).__name__}: {error})"
+                f"cannot send through {self._address()} ({type(error).__name__}: {error})"
             ) from error
+
+    def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            smtp.quit()
+        except OSError:  # the server went away first: nothing left to end
+            smtp.close()
+
+    def _open(self) -> smtplib.SMTP:
+        try:
+            smtp = self._connect()
+            try:
+                if self.settings.username:
+                    smtp.login(self.settings.username, self.settings.password or "")
+            except BaseException:
+                smtp.close()
+                raise
+        except OSError as error:  # refused, timed out, TLS, login, a 4xx or 5xx greeting
+            raise MailUnreachable(
+                f"cannot connect to {self._address()} ({type(error).__name__}: {error})"
+            ) from error
+        self._smtp = smtp
+        return smtp
+
+    def _address(self) -> str:
+        return f"{self.settings.host}:{self.settings.port}"
 
     def _connect(self) -> smtplib.SMTP:
         settings = self.settings

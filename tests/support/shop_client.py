@@ -235,8 +235,10 @@ class ShopClient:
 
         The roots are the order's `order.created` (more than one row if the outbox relayed it
         twice); every reply to an event of the story (the broker records which event a reply
-        answered) belongs to it too. The subjects are not used to find it, so a test can check
-        them.
+        answered) belongs to it too, and so does an event a service's outbox sent later in the
+        order's trace (no reply, the same trace id: notification.sent, which the mail sender
+        emits for the event the mail is about). The subjects are not used to find it, so a test
+        can check them.
         """
         created_id = self._created_event_id(order_id)
         summaries = self.journal(after)
@@ -248,6 +250,12 @@ class ShopClient:
             parent = event.get("reply_to")
             if parent is not None:
                 children.setdefault(int(parent["seq"]), []).append(int(event["seq"]))
+        traces = {_trace_id(e) for e in summaries if int(e["seq"]) in roots} - {None}
+        roots.extend(
+            int(e["seq"])
+            for e in summaries
+            if e.get("reply_to") is None and e["type"] != "order.created" and _trace_id(e) in traces
+        )
         members: list[int] = []
         todo = list(roots)
         while todo:
@@ -264,3 +272,9 @@ class ShopClient:
         ]
         assert len(sent) == 1, f"order {order_id} sent order.created {len(sent)} times: {sent}"
         return str(sent[0])
+
+
+def _trace_id(summary: Mapping[str, Any]) -> str | None:
+    """The trace id of a journal summary's `traceparent` (`00-<trace id>-<span>-<flags>`)."""
+    parts = str(summary["attributes"].get("traceparent", "")).split("-")
+    return parts[1] if len(parts) == 4 else None

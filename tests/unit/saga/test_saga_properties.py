@@ -36,9 +36,10 @@ from hypothesis import strategies as st
 from services.customer.app import create_app as customer_app
 from services.inventory import store as inventory_store
 from services.inventory.app import create_app as inventory_app
-from services.notification.app import NotificationConfig
+from services.notification.app import NotificationConfig, mail_sender
 from services.notification.app import create_app as notification_app
 from services.notification.mailer import Mail, MailSettings
+from services.notification.sender import SenderSettings
 from services.order.app import create_app as order_app
 from services.payment import store as payment_store
 from services.payment.app import PaymentConfig
@@ -62,8 +63,14 @@ class RecordingMailer:
     def message_id(self, key: str) -> str:
         return f"<{key}>"
 
+    def session(self) -> RecordingMailer:
+        return self
+
     def send(self, mail: Mail) -> None:
         self.sent.append(mail)
+
+    def close(self) -> None:
+        pass
 
 
 @dataclass
@@ -93,7 +100,13 @@ def shop(database_urls: Callable[[str], str]) -> Iterator[Shop]:
         order_app(config("order")),
         inventory_app(config("inventory")),
         payment_app(PaymentConfig(config("payment"), amount_limit=AMOUNT_LIMIT)),
-        notification_app(NotificationConfig(config("notification"), MailSettings()), mailer),
+        notification_app(
+            # No sender thread: the broker below sends the mail outbox as it relays the outbox.
+            NotificationConfig(
+                config("notification"), MailSettings(), SenderSettings(thread=False)
+            ),
+            mailer,
+        ),
     ]
     services = {running.name: running for running in map(RunningService, apps)}
     yield Shop(services, mailer)
@@ -162,7 +175,9 @@ class Broker:
                 self.in_flight.append((name, event))
 
     def relay(self, name: str) -> None:
-        """What the service's outbox relay sends."""
+        """What the service's outbox relay sends (and, for notification, its mail sender)."""
+        if name == "notification":
+            mail_sender(self.shop.services[name].app).run_once()
         for event in self.shop.services[name].drain_outbox():
             self.publish(event)
 
