@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test tools lint bench manifests kind-up clean
+.PHONY: up test tools lint bench manifests kind-up clean mutation
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# Mutation testing of the rule modules (docs/testing.md; [tool.mutmut] in pyproject.toml): one
+# worker, niced; from a fresh mutants/ (mutmut does not refresh a copy it made before).
+# MUTANTS narrows the run to some modules, e.g. `make mutation MUTANTS='kit.idempotency.*'`.
+mutation: $(STAMP)
+	rm -rf mutants
+	nice -n 19 $(BIN)/mutmut run --max-children 1 $(MUTANTS)
+	$(BIN)/python hack/mutation_report.py
 
 # manifests/ is the chart rendered with default values; a test fails when they drift apart.
 manifests: $(STAMP) tools

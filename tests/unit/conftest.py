@@ -5,8 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from tests.support.recording_sink import RecordingSink
+
+# Mutation runs (pyproject.toml [tool.mutmut]) pass --hypothesis-profile=mutation: the same
+# examples for every mutant, and no deadline, which a slowed-down mutated function would miss.
+settings.register_profile("mutation", derandomize=True, deadline=None, database=None)
 
 
 @pytest.fixture(scope="session")

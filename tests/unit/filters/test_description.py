@@ -37,3 +37,43 @@ from wire.knative.filters.description import ALL_EVENTS, describe_filter
 )
 def test_a_trigger_filter_in_words(spec: dict[str, Any], words: str) -> None:
     assert describe_filter(spec) == words
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        ({"filters": [{"exact": {"type": "a", "subject": "o-1"}}]}, "type = a and subject = o-1"),
+        (
+            {"filters": [{"all": [{"exact": {"type": "a"}}, {"suffix": {"id": "-1"}}]}]},
+            "(type = a and id ends with -1)",
+        ),
+        (
+            {"filter": {"attributes": {"type": "a", "region": ""}}},
+            "type = a and region present",
+        ),
+        ({"filters": [5]}, "5"),
+        ({"filters": [{}], "filter": {"attributes": {"type": "a"}}}, "type = a"),
+        ({"filters": [{"cesql": "  "}]}, ALL_EVENTS),
+    ],
+)
+def test_several_attributes_and_members_are_joined_in_words(
+    spec: dict[str, Any], words: str
+) -> None:
+    assert describe_filter(spec) == words
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"filters": "exact"},
+        {"filters": [{"exact": ["type"]}]},
+        {"filters": [{"all": "ab"}]},
+        {"filters": [{"any": ""}]},
+        {"filters": [{"cesql": 5}]},
+        {"filter": {"attributes": ["type"]}},
+        {"filter": "type"},
+    ],
+)
+def test_a_malformed_filter_is_described_as_no_filter_not_a_crash(spec: dict[str, Any]) -> None:
+    # The viewer describes triggers it is handed before anything admitted them.
+    assert describe_filter(spec) == ALL_EVENTS

@@ -94,6 +94,15 @@ def test_no_filter_matches_every_event(spec: dict[str, Any]) -> None:
         ({"suffix": {"type": ".deleted"}}, False),
         ({"suffix": {"urgent": "rue"}}, True),
         ({"suffix": {"subject": "x"}}, False),
+        # prefix and suffix are anchored: a value found elsewhere in the attribute does not match
+        ({"prefix": {"type": "order.created"}}, True),
+        ({"prefix": {"type": "created"}}, False),
+        ({"prefix": {"source": "shop"}}, False),
+        ({"prefix": {"count": "0"}}, False),
+        ({"suffix": {"type": "order.created"}}, True),
+        ({"suffix": {"type": "order"}}, False),
+        ({"suffix": {"source": "/shop"}}, False),
+        ({"suffix": {"urgent": "tru"}}, False),
         ({"cesql": "type = 'order.created' AND count > 5"}, True),
         ({"cesql": "type LIKE 'payment.%'"}, False),
         ({"cesql": "missing = 'x' OR TRUE"}, False),
@@ -165,6 +174,33 @@ def test_prefix_agrees_with_cesql_like(prefix: str, value: str) -> None:
     assert dialect is (cesql if prefix else True)
 
 
+@given(st.text(st.characters(exclude_characters="\\'%_"), max_size=6), st.text(max_size=8))
+def test_suffix_agrees_with_cesql_like(suffix: str, value: str) -> None:
+    event: dict[str, Value] = {"myext": value}
+    dialect = compile_filters([{"suffix": {"myext": suffix}}])(event)
+    cesql = parse(f"myext LIKE '%{suffix}'").matches(event)
+    assert dialect is (cesql if suffix else True)
+
+
+@pytest.mark.parametrize(
+    ("dialect", "wanted", "value", "expected"),
+    [
+        ("prefix", "ab", "abc", True),
+        ("prefix", "bc", "abc", False),
+        ("prefix", "b", "abc", False),
+        ("prefix", "abcd", "abc", False),
+        ("suffix", "bc", "abc", True),
+        ("suffix", "ab", "abc", False),
+        ("suffix", "b", "abc", False),
+        ("suffix", "zabc", "abc", False),
+    ],
+)
+def test_prefix_and_suffix_hold_only_at_their_end_of_the_value(
+    dialect: str, wanted: str, value: str, expected: bool
+) -> None:
+    assert compile_filters([{dialect: {"myext": wanted}}])({"myext": value}) is expected
+
+
 # admission -------------------------------------------------------------------------------
 
 
@@ -212,6 +248,84 @@ def test_admission_refuses_what_the_knative_webhook_refuses(
     assert str(error).startswith(f"{path}: ")
 
 
+ONE_OF = "exact, prefix, suffix, all, any, not, cesql"
+
+
+@pytest.mark.parametrize(
+    ("spec", "error"),
+    [
+        ("nope", "spec: must be an object"),
+        ({"filter": "x"}, "spec.filter: must be an object with 'attributes'"),
+        ({"filter": {"t": 1}}, "spec.filter.t: unknown field; a filter has only 'attributes'"),
+        (
+            filters({"exact": ["type"]}),
+            "spec.filters[0].exact: must be a map of attribute name to string value",
+        ),
+        (
+            filters({"cesql": 5}),
+            "spec.filters[0].cesql: must be a string holding a CESQL expression",
+        ),
+        ({"filters": "x"}, "spec.filters: must be a list of filters"),
+        (
+            filters({"exakt": {}}),
+            f"spec.filters[0].exakt: unknown dialect; expected one of {ONE_OF}",
+        ),
+        (
+            filters({"exact": {"a": "1"}, "prefix": {"b": "2"}}),
+            "spec.filters[0]: multiple dialects found (exact, prefix); a filter holds exactly one",
+        ),
+        (filters(7), f"spec.filters[0]: must be an object with one dialect of {ONE_OF}"),
+    ],
+)
+def test_admission_errors_in_full(spec: Any, error: str) -> None:
+    assert str(refused(spec)) == error
+
+
+def test_compile_filters_names_spec_filters_unless_told_otherwise() -> None:
+    with pytest.raises(FilterError) as raised:
+        compile_filters([{"cesql": 5}])
+    assert raised.value.path == "spec.filters[0].cesql"
+
+
+def test_not_counts_as_a_dialect_even_when_empty() -> None:
+    # Knative tests `not` for nil, the other dialects for length: `not: {}` is set.
+    with pytest.raises(FilterError, match="multiple dialects found \\(exact, not\\)"):
+        compile_filters([{"exact": {"type": "a"}, "not": {}}])
+    assert compile_user_filter('{"not": {}}')(EVENT) is True
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"not": {"not": {}}},
+        {"not": {"all": [{}]}},
+        {"not": {"any": [{}, {"exact": {"type": ""}}]}},
+        {"all": [{"not": {}}, {"not": {"not": {}}}]},
+    ],
+)
+def test_nothing_to_apply_stays_nothing_to_apply_through_not_all_and_any(
+    entry: dict[str, Any],
+) -> None:
+    assert matches(filters(entry)) is True
+    assert matches(filters(entry, {"exact": {"type": "nope"}})) is False
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        # all stops at the first failure; any at the first pass: the order of members matters.
+        ({"all": [{"exact": {"type": "nope"}}, {"exact": {"type": "order.created"}}]}, False),
+        ({"all": [{"exact": {"type": "order.created"}}, {"exact": {"type": "nope"}}]}, False),
+        ({"any": [{"exact": {"type": "order.created"}}, {"exact": {"type": "nope"}}]}, True),
+        ({"any": [{"exact": {"type": "nope"}}, {"exact": {"type": "order.created"}}]}, True),
+    ],
+)
+def test_all_fails_on_any_failure_and_any_passes_on_any_pass(
+    entry: dict[str, Any], expected: bool
+) -> None:
+    assert matches(filters(entry)) is expected
+
+
 def test_admission_checks_filter_even_when_filters_win() -> None:
     spec = {"filter": {"attributes": {"Bad": "x"}}, "filters": [{"exact": {"a": "b"}}]}
     assert refused(spec).path == "spec.filter.attributes[Bad]"
@@ -249,6 +363,27 @@ def test_compile_filters_names_the_path_it_is_given() -> None:
 )
 def test_user_filter_takes_cesql_or_one_dialect_object(text: str, expected: bool) -> None:
     assert compile_user_filter(text)(EVENT) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        (
+            " ",
+            "filter: empty: type a CESQL expression or an object such as"
+            ' {"exact": {"type": "order.created"}}',
+        ),
+        ("{}", f"filter: needs one non-empty dialect of {ONE_OF}"),
+        (
+            '{"exact": {"type": ""}}',
+            "filter: an empty value filters nothing (Knative skips such a filter)",
+        ),
+    ],
+)
+def test_user_filter_errors_in_full(text: str, error: str) -> None:
+    with pytest.raises(FilterError) as raised:
+        compile_user_filter(text)
+    assert str(raised.value) == error
 
 
 @pytest.mark.parametrize(

@@ -51,3 +51,11 @@ def test_existing_error_extensions_are_kept_and_empty_ones_filled() -> None:
         "knativeerrordata": "eA==",
     }
     assert "knativeerrordata" not in attributes  # the input is left alone
+
+
+def test_a_zero_extension_is_empty_and_filled_but_any_other_number_is_kept() -> None:
+    # Knative's AddExtension treats a zero value as unset, as Go does.
+    attributes: dict[str, str | int | bool] = {"knativeerrorcode": 0, "knativeerrordest": 1}
+    merged = add_dead_letter_extensions(attributes, dead_letter_extensions(DEST, 503, b""))
+    assert merged["knativeerrorcode"] == "503"
+    assert merged["knativeerrordest"] == 1

@@ -158,3 +158,30 @@ def test_the_cluster_default_is_ten_exponential_retries_from_200_ms() -> None:
         0.2,
     )
     assert default.dead_letter_sink is None
+
+
+@pytest.mark.parametrize("retry", [0, 1, 2**31 - 1])
+def test_retry_takes_every_32_bit_count_from_zero(retry: int) -> None:
+    assert DeliverySpec.from_manifest({"retry": retry}, "spec.delivery").retry == retry
+
+
+@pytest.mark.parametrize(
+    ("delivery", "error"),
+    [
+        (["retry"], "spec.delivery: expected an object, not list"),
+        (
+            {"retries": 3},
+            "spec.delivery.retries: unknown field (known: retry, backoffPolicy, backoffDelay,"
+            " timeout, deadLetterSink, retryAfterMax, format)",
+        ),
+        ({"retry": -1}, "spec.delivery.retry: invalid value -1: must not be negative"),
+        (
+            {"retry": 2**31},
+            "spec.delivery.retry: invalid value 2147483648: must fit a 32-bit integer",
+        ),
+    ],
+)
+def test_a_refused_delivery_says_which_field_and_why(delivery: Any, error: str) -> None:
+    with pytest.raises(FieldError) as refused:
+        DeliverySpec.from_manifest(delivery, "spec.delivery")
+    assert str(refused.value) == error

@@ -92,3 +92,48 @@ def test_hours_minutes_and_seconds_add_up(hours: int, minutes: int, seconds: int
 @given(tenths=st.integers(0, 10**9))
 def test_one_decimal_of_seconds_is_exact(tenths: int) -> None:
     assert parse_duration(f"PT{tenths // 10}.{tenths % 10}S") == tenths / 10
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "an empty string is not a duration"),
+        ("-", "an empty string is not a duration"),
+        ("+", "an empty string is not a duration"),
+        ("-P1D", "'-P1D': negative durations are not allowed"),
+        ("T1S", "'T1S': expected 'P' at the start (e.g. 'PT0.2S')"),
+        ("PT", "'PT': expected at least one of Y, M, W, D, H, M or S"),
+        ("PTS", "'PTS': expected a number before 'S'"),
+        ("PTxS", "'PTxS': expected a number before 'x'"),
+        ("PT1..S", "'PT1..S': expected a number before 'S'"),
+        ("PT.5M", "'PT.5M': expected a number before 'M'"),
+        ("P,5D", "'P,5D': expected a number before 'D'"),
+        ("PT\u0661S", "'PT\u0661S': expected a number before '\u0661'"),  # not an ASCII digit
+        ("PT1", "'PT1': a number must be followed by a designator"),
+        ("PT9223372036854775808S", "'PT9223372036854775808S': the number before 'S' is too large"),
+        ("P1H", "'P1H': 'H' cannot occur before 'T'"),
+        ("PT1W", "'PT1W': 'W' cannot occur after 'T'"),
+        ("PT1Q", "'PT1Q': unexpected 'Q' (designators are Y M W D T H M S)"),
+        ("PT1S1S", "'PT1S1S': 'S' may occur only once"),
+        ("PT1HT", "'PT1HT': 'T' may occur only once"),
+        ("PT1.5M1.5S", "'PT1.5M1.5S': only the last field may have a fraction"),
+    ],
+)
+def test_a_refusal_names_the_duration_and_the_field_at_fault(text: str, message: str) -> None:
+    with pytest.raises(DurationError) as refused:
+        parse_duration(text)
+    assert str(refused.value) == message
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("PT9223372036854775807S", float(2**63 - 1)),  # the largest number a field may hold
+        ("PT1.2.3S", 1.2),  # one decimal digit counts; what follows it is ignored
+        ("PT1,2,3S", 1.2),
+        ("P0D", 0.0),
+        ("PT0.0S", 0.0),
+    ],
+)
+def test_the_edges_of_a_number_in_a_duration(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds

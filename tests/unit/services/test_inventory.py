@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from services.inventory import store
 from services.inventory.app import create_app
@@ -68,6 +70,45 @@ def cancelled(inventory: RunningService, order_id: str) -> Delivery:
 def units(available: int, reserved: int = 0, sold: int = 0, stocked: int | None = None) -> Any:
     total = available + reserved + sold if stocked is None else stocked
     return {"available": available, "reserved": reserved, "sold": sold, "stocked": total}
+
+
+# -- the database holds the units to account ----------------------------------------------------
+
+
+def insert_stock(inventory: RunningService, sku: str, **counts: int) -> None:
+    assert inventory.service.engine is not None
+    with inventory.service.engine.begin() as connection:
+        connection.execute(sa.insert(store.stock).values(sku=sku, updated_at=store.now(), **counts))
+
+
+@pytest.mark.parametrize(
+    ("counts", "constraint"),
+    [
+        (units(-1, 1, 0, stocked=0), "stock_available_not_negative"),
+        (units(1, -1, 0, stocked=0), "stock_reserved_not_negative"),
+        (units(1, 0, -1, stocked=0), "stock_sold_not_negative"),
+        (units(1, 1, 1, stocked=4), "stock_units_accounted"),
+        (units(1, 1, 1, stocked=2), "stock_units_accounted"),
+    ],
+)
+def test_the_database_refuses_a_stock_row_that_loses_or_invents_units(
+    inventory: RunningService, counts: dict[str, int], constraint: str
+) -> None:
+    insert_stock(inventory, "possible", **units(1, 1, 1))
+    with pytest.raises(sa.exc.IntegrityError, match=constraint):
+        insert_stock(inventory, "impossible", **counts)
+    assert [row["sku"] for row in inventory.rows(store.stock)] == ["possible"]
+
+
+def test_the_database_refuses_an_update_that_sells_a_unit_it_never_had(
+    inventory: RunningService,
+) -> None:
+    assert put_stock(inventory, "tea", 2).status_code == 201
+    assert inventory.service.engine is not None
+    refused = pytest.raises(sa.exc.IntegrityError, match="stock_units_accounted")
+    with refused, inventory.service.engine.begin() as connection:
+        connection.execute(sa.update(store.stock).values(sold=store.stock.c.sold + 1))
+    assert stock(inventory, "tea") == units(2)
 
 
 # -- the HTTP API -------------------------------------------------------------------------------
@@ -298,3 +339,76 @@ def test_concurrent_puts_of_a_new_sku_create_it_once(inventory: RunningService) 
         statuses = sorted(pool.map(put, range(8)))
     assert statuses == [200] * 7 + [201]
     assert stock(inventory, "new") == units(7)
+
+
+def test_each_of_concurrent_puts_of_a_new_sku_sets_what_it_asked_for(
+    inventory: RunningService,
+) -> None:
+    # The losers of the race to create the sku must still set it (PostgreSQL: their insert
+    # waits for the winner's, finds the row, and updates it).
+    def put(available: int) -> tuple[int, int]:
+        client = inventory.app.test_client()
+        body = client.put("/stock/raced", json={"available": available}).get_json()
+        return available, int(body["available"])
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(put, range(1, 9)))
+    assert [asked for asked, _ in answers] == [answered for _, answered in answers]
+    final = stock(inventory, "raced")
+    assert final["available"] in range(1, 9)
+    assert final == units(final["available"])
+
+
+# -- what the store keeps -----------------------------------------------------------------------
+
+
+def test_a_rejection_is_answered_again_with_its_own_code_and_reason(
+    inventory: RunningService,
+) -> None:
+    first = created(inventory, "o-1", ("tea", 1), ("mate", 1))
+    again = created(inventory, "o-1", ("tea", 1), ("mate", 1))
+    rejection = {
+        "order_id": "o-1",
+        "code": "unknown_sku",
+        "reason": "no such sku: mate, tea",
+    }
+    assert (first.reply_type, first.reply_data) == ("inventory.rejected", rejection)
+    assert (again.reply_type, again.reply_data) == ("inventory.rejected", rejection)
+    assert first.reply is not None and again.reply is not None
+    assert first.reply.get("subject") == again.reply.get("subject") == "o-1"
+
+
+def test_moving_more_units_than_a_place_holds_is_refused_before_the_database_is(
+    inventory: RunningService,
+) -> None:
+    put_stock(inventory, "tea", 5)
+    assert created(inventory, "o-1", ("tea", 2)).reply_type == "inventory.reserved"
+    assert inventory.service.engine is not None
+    refused = pytest.raises(RuntimeError, match="cannot move 3 units of 'tea' out of reserved")
+    with refused, inventory.service.engine.begin() as connection:
+        store.sell(connection, {"tea": 3})
+    assert stock(inventory, "tea") == units(3, reserved=2)
+
+
+LONG_AGO = "2000-01-01T00:00:00.000+00:00"
+
+
+def test_every_change_of_stock_moves_its_updated_at(inventory: RunningService) -> None:
+    put_stock(inventory, "tea", 5)
+    assert inventory.service.engine is not None
+    with inventory.service.engine.begin() as connection:
+        connection.execute(sa.update(store.stock).values(updated_at=LONG_AGO))
+    updated = datetime.fromisoformat(put_stock(inventory, "tea", 6).get_json()["updated_at"])
+    assert updated > datetime.fromisoformat(LONG_AGO)
+    assert updated.utcoffset() == timedelta(0), "times are UTC, and say so"
+
+
+def test_selling_a_reservation_moves_its_updated_at(inventory: RunningService) -> None:
+    put_stock(inventory, "tea", 5)
+    assert created(inventory, "o-1", ("tea", 1)).reply_type == "inventory.reserved"
+    assert inventory.service.engine is not None
+    with inventory.service.engine.begin() as connection:
+        connection.execute(sa.update(store.reservations).values(updated_at=LONG_AGO))
+    assert confirmed(inventory, "o-1").status == 202
+    [row] = inventory.rows(store.reservations)
+    assert (row["state"], row["updated_at"] > LONG_AGO) == (store.SOLD, True)

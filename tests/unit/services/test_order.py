@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
+from services.order import store
 from services.order.app import create_app
 from tests.unit.services.running_service import Delivery, RunningService, kit_config
 
@@ -287,3 +290,62 @@ def test_an_outcome_whose_data_breaks_its_schema_is_a_400(order: RunningService)
 
 def test_order_answers_an_event_it_does_not_consume_with_400(order: RunningService) -> None:
     assert order.send("order.created", {"order_id": "x"}).status == 400
+
+
+def test_an_order_lists_its_events_in_the_order_they_happened_each_with_its_time(
+    order: RunningService,
+) -> None:
+    order_id = place(order)
+    outcome(order, RESERVED, order_id)
+    events = status(order, order_id)["events"]
+    assert [(e["direction"], e["type"]) for e in events] == [
+        ("sent", "order.created"),
+        ("received", "inventory.reserved"),
+    ]
+    assert all(set(e) == {"direction", "type", "id", "source", "at"} for e in events)
+    assert events[0]["at"] <= events[1]["at"]
+
+
+def test_an_outcome_moves_the_orders_updated_at(order: RunningService) -> None:
+    long_ago = "2000-01-01T00:00:00.000+00:00"
+    order_id = place(order)
+    assert order.service.engine is not None
+    with order.service.engine.begin() as connection:
+        connection.execute(sa.update(store.orders).values(updated_at=long_ago))
+    outcome(order, RESERVED, order_id)
+    shown = status(order, order_id)
+    assert (shown["inventory"], shown["updated_at"] > long_ago) == ("reserved", True)
+    assert datetime.fromisoformat(shown["updated_at"]).utcoffset() == timedelta(0)
+
+
+def test_an_order_never_placed_here_keeps_why_it_was_cancelled(order: RunningService) -> None:
+    outcome(order, RESERVED, "stray-1")
+    why = "the order service never placed order 'stray-1' (inventory.reserved received)"
+    assert (status(order, "stray-1")["reason"], status(order, "stray-1")["code"]) == (
+        why,
+        "unknown_order",
+    )
+
+
+def test_a_conflicting_second_outcome_of_a_step_is_ignored(order: RunningService) -> None:
+    order_id = place(order)
+    assert outcome(order, RESERVED, order_id).status == 202
+    assert outcome(order, REJECTED, order_id).status == 202, "the first outcome stands"
+    decided = outcome(order, AUTHORIZED, order_id)
+    assert decided.reply_type == "order.confirmed"
+    shown = status(order, order_id)
+    assert (shown["status"], shown["inventory"]) == ("confirmed", "reserved")
+
+
+def test_each_decision_goes_out_under_its_own_id_as_the_order_lists_it(
+    order: RunningService,
+) -> None:
+    ids = []
+    for _ in range(2):
+        order_id = place(order)
+        decided = outcome(order, REJECTED, order_id)
+        assert decided.reply is not None and decided.reply_type == "order.cancelled"
+        [sent] = [e for e in status(order, order_id)["events"] if e["type"] == "order.cancelled"]
+        assert sent["id"] == decided.reply.id
+        ids.append(sent["id"])
+    assert len(set(ids)) == 2

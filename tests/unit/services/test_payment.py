@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from kit.config import ConfigError
 from services.payment import store
@@ -226,3 +228,30 @@ def test_the_configuration_reads_the_test_card_settings() -> None:
         PaymentConfig.from_env({"TEST_CARD_AMOUNT_LIMIT": "lots"})
     with pytest.raises(ConfigError, match="TEST_CARD_TRANSIENT_FAILURES"):
         PaymentConfig.from_env({"TEST_CARD_TRANSIENT_FAILURES": "-1"})
+
+
+@pytest.mark.parametrize(
+    ("token", "total", "code"),
+    [("tok_visa_4242", 2100, "unknown_token"), ("tok_ok", 50_001, "amount_limit")],
+)
+def test_a_logical_duplicate_of_a_decline_gets_its_own_code_and_reason_again(
+    payment: RunningService, token: str, total: int, code: str
+) -> None:
+    first = created(payment, "o-1", token, total=total)
+    again = created(payment, "o-1", token, total=total)
+    assert first.reply_data["code"] == code
+    assert (again.reply_type, again.reply_data) == ("payment.declined", first.reply_data)
+    assert first.reply is not None and again.reply is not None
+    assert first.reply.get("subject") == again.reply.get("subject") == "o-1"
+
+
+def test_voiding_a_payment_moves_its_updated_at(payment: RunningService) -> None:
+    long_ago = "2000-01-01T00:00:00.000+00:00"
+    assert created(payment, "o-1").reply_type == "payment.authorized"
+    assert payment.service.engine is not None
+    with payment.service.engine.begin() as connection:
+        connection.execute(sa.update(store.payments).values(updated_at=long_ago))
+    assert cancelled(payment, "o-1").reply_type == "payment.voided"
+    [row] = payment.rows(store.payments)
+    assert (row["state"], row["updated_at"] > long_ago) == (store.VOIDED, True)
+    assert datetime.fromisoformat(row["updated_at"]).utcoffset() == timedelta(0)
