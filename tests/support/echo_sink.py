@@ -15,6 +15,8 @@ for each event, so tests can see log prefixing. Options:
 
     --exit-at-start CODE   print a line and exit with CODE at once (a service that never comes up)
     --spawn-child          start a grandchild process in its process group (cleanup tests)
+    --reply                answer each binary-mode event with the same event under a new id
+                           (200): a subscriber that replies with the type it consumes, a loop
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import signal
 import subprocess
 import sys
 import threading
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -37,7 +40,7 @@ class _State:
         self.children: list[int] = []
 
 
-def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
+def _handler(state: _State, reply: bool) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -65,6 +68,15 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
                     {"path": self.path, "headers": headers, "body": body.decode(errors="replace")}
                 )
             print(f"received {headers.get('ce-type', '(no ce-type)')}", flush=True)
+            if reply and "ce-id" in headers:
+                self.send_response(200)
+                for name, value in headers.items():
+                    if name.startswith("ce-") or name == "content-type":
+                        self.send_header(name, uuid.uuid4().hex if name == "ce-id" else value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
             self.send_response(202)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -87,6 +99,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="echo_sink")
     parser.add_argument("--exit-at-start", type=int, default=None)
     parser.add_argument("--spawn-child", action="store_true")
+    parser.add_argument("--reply", action="store_true")
     parser.add_argument("extra", nargs="*")
     options, _ = parser.parse_known_args(argv)
     name = os.environ.get("K_SERVICE", "?")
@@ -98,7 +111,7 @@ def main(argv: list[str]) -> int:
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
         state.children.append(child.pid)
     host, port = os.environ.get("HOST", "0.0.0.0"), int(os.environ.get("PORT", "8080"))
-    server = ThreadingHTTPServer((host, port), _handler(state))
+    server = ThreadingHTTPServer((host, port), _handler(state, options.reply))
     server.daemon_threads = True
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"echo-sink {name} listening on {host}:{port}", flush=True)

@@ -8,12 +8,15 @@ server runs as the `postgres` user (`runuser`), the account Debian's postgresql 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_postgresql.executors import PostgreSQLExecutor
@@ -49,9 +52,55 @@ def unavailable_reason() -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class PrivateServer:
+    """A running throwaway server: its URL, and a way to take it down and bring it back with
+    its data (`pg_ctl stop -m fast` / `pg_ctl start -w`), for tests of a database outage."""
+
+    url: str
+    pg_ctl: str
+    datadir: Path
+    logfile: Path
+    port: int
+
+    def down(self) -> None:
+        subprocess.run(
+            [self.pg_ctl, "stop", "-D", str(self.datadir), "-m", "fast", "-w"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    def up(self) -> None:
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.datadir.parent}"
+        subprocess.run(
+            [
+                self.pg_ctl,
+                "start",
+                "-D",
+                str(self.datadir),
+                "-w",
+                "-o",
+                options,
+                "-l",
+                str(self.logfile),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+
 @contextmanager
 def throwaway_server() -> Iterator[str]:
     """Starts a private PostgreSQL server; yields its SQLAlchemy URL; stops and removes it after."""
+    with private_server() as server:
+        yield server.url
+
+
+@contextmanager
+def private_server() -> Iterator[PrivateServer]:
+    """Starts a private PostgreSQL server; yields it; stops and removes it after."""
     pg_ctl = find_pg_ctl()
     assert pg_ctl is not None, unavailable_reason()
     # Not under pytest's basetemp: that is private to the user, and under root the server's
@@ -80,10 +129,24 @@ def throwaway_server() -> Iterator[str]:
             raise RuntimeError(
                 f"the throwaway PostgreSQL did not start:\n{log_tail(folder)}"
             ) from error
+        server = PrivateServer(
+            f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres",
+            executable,
+            folder / "data",
+            folder / "postgresql.log",
+            port,
+        )
         try:
-            yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+            yield server
         finally:
-            executor.stop()
+            subprocess.run(
+                [executable, "stop", "-D", str(server.datadir), "-m", "immediate"],
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+            with contextlib.suppress(Exception):
+                executor.stop()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
