@@ -1,7 +1,8 @@
 """The viewer service: every event the broker carries, on a web page and a small JSON API.
 
     GET  /                                  the page (its assets under /assets/, nothing remote)
-    GET  /api/status                        the ring buffer: capacity, size, dropped
+    GET  /api/status                        the ring buffer: capacity, size, dropped, and
+                                            what it was restored with from the broker's journal
     GET  /api/events?filter=&after=&limit=  buffered events, newest first, filtered
     GET  /api/stream?filter=&after=         server-sent events (resumes from Last-Event-ID)
     GET  /api/timeline?subject=             one subject's events in order, with the delays
@@ -35,6 +36,7 @@ from kit.api import json_response
 from kit.config import ConfigError
 from services.viewer.handlers import HISTORY, handlers
 from services.viewer.history import EventHistory
+from services.viewer.restore import broker_of, journal_url_for, restore_history
 from services.viewer.sending import SEND_FORM
 from services.viewer.stream import event_stream
 from services.viewer.views import entry_json, status_json, timeline_json
@@ -50,6 +52,8 @@ DEFAULT_HISTORY = 1000
 DEFAULT_STREAM_SECONDS = 45.0
 HEARTBEAT_SECONDS = 15.0
 UPSTREAM_TIMEOUT_SECONDS = 10.0
+# The most the viewer spends at start reading the broker's journal before it serves.
+JOURNAL_SECONDS = 5.0
 MAX_SUBJECTS = 50
 STATIC = Path(__file__).with_name("static")
 _EXTENSION = "shop.viewer"
@@ -68,6 +72,9 @@ class ViewerConfig:
     stream_seconds: float = DEFAULT_STREAM_SECONDS
     heartbeat_seconds: float = HEARTBEAT_SECONDS
     upstream_timeout_seconds: float = UPSTREAM_TIMEOUT_SECONDS
+    #: The broker's journal to fill the history from at start (None: start empty).
+    journal_url: str | None = None
+    journal_seconds: float = JOURNAL_SECONDS
 
     @property
     def broker_url(self) -> str | None:
@@ -76,7 +83,8 @@ class ViewerConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ViewerConfig:
-        """VIEWER_HISTORY, DEADLETTER_URL, TOPOLOGY_URL, TOPOLOGY, VIEWER_STREAM_SECONDS."""
+        """VIEWER_HISTORY, DEADLETTER_URL, TOPOLOGY_URL, TOPOLOGY, VIEWER_STREAM_SECONDS,
+        JOURNAL_URL (default: the journal of the broker K_SINK names; `off`: none)."""
         env = os.environ if environ is None else environ
         topology = None
         if env.get("TOPOLOGY"):
@@ -84,13 +92,16 @@ class ViewerConfig:
                 topology = parse_topology_text(env["TOPOLOGY"])
             except TopologyError as error:
                 raise ConfigError(f"TOPOLOGY: {error}") from None
+        kit = KitConfig.from_env(SERVICE, env)
+        journal = env.get("JOURNAL_URL") or journal_url_for(kit.sink)
         return cls(
-            kit=KitConfig.from_env(SERVICE, env),
+            kit=kit,
             history=_positive(env, "VIEWER_HISTORY", DEFAULT_HISTORY, int),
             deadletter_url=env.get("DEADLETTER_URL") or None,
             topology_url=env.get("TOPOLOGY_URL") or None,
             topology=topology,
             stream_seconds=_positive(env, "VIEWER_STREAM_SECONDS", DEFAULT_STREAM_SECONDS, float),
+            journal_url=None if journal == "off" else journal,
         )
 
 
@@ -376,7 +387,16 @@ def create_app(config: ViewerConfig | None = None) -> Flask:
     service.app.extensions[_EXTENSION] = Viewer(config, history, streams)
     service.app.register_blueprint(routes)
     _end_streams_on_sigterm(history)
-    return service.start().app
+    started = service.start()
+    if config.journal_url is not None:
+        # Before the first request: the Trigger's deliveries then come after what it restored.
+        restore_history(
+            history,
+            config.journal_url,
+            broker=broker_of(config.broker_url),
+            seconds=config.journal_seconds,
+        )
+    return started.app
 
 
 def _end_streams_on_sigterm(history: EventHistory) -> None:

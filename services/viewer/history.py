@@ -1,8 +1,10 @@
 """The viewer's memory: the last N events it received, in a ring buffer that counts what it drops.
 
-The viewer is stateless as Knative sees it (a restart forgets), so the buffer lives in the one
-worker process of the service; every reader (the page, the SSE streams, the CLI) reads it by
-sequence number, which lets a client that reconnects ask for what came after the last one it saw.
+The viewer is stateless as Knative sees it, so the buffer lives in the one worker process of the
+service; at start it may be filled from the broker's journal (services/viewer/restore.py), so
+that a restart does not forget what the broker still holds. Every reader (the page, the SSE
+streams, the CLI) reads it by sequence number, which lets a client that reconnects ask for what
+came after the last one it saw.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from wire.http_binding import WireEvent
 
@@ -22,7 +25,8 @@ class Entry:
     """One event as the viewer received it: its place in the sequence and when it came.
 
     An event is one entry however often it is delivered (a retry, a redelivery: same source
-    and id); `deliveries` counts them.
+    and id); `deliveries` counts them. An entry restored from the broker's journal starts at 0
+    deliveries (to this process), its `received_at` the broker's arrival time.
     """
 
     seq: int
@@ -32,14 +36,31 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class Restored:
+    """What the buffer was filled with at start: events from the broker's journal, or why not.
+
+    `pruned_before_seq` is set when the history wanted reached back to where the broker's
+    retention had pruned (its seq, the broker's), `retention` the broker's policy as its journal
+    states it (`age_seconds`, `max_bytes`).
+    """
+
+    journal: str
+    events: int = 0
+    pruned_before_seq: int | None = None
+    retention: dict[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class HistoryStatus:
-    """How full the buffer is and how much it has forgotten."""
+    """How full the buffer is, how much it has forgotten, and what it was filled with."""
 
     capacity: int
     size: int
     dropped: int
     first_seq: int
     last_seq: int
+    restored: Restored | None = None
 
 
 class EventHistory:
@@ -55,7 +76,12 @@ class EventHistory:
         self._last_seq = 0
         self._dropped = 0
         self._closed = False
+        self._restored: Restored | None = None
         self._changed = threading.Condition()
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
 
     def append(self, event: WireEvent) -> Entry:
         """Keep `event` as the newest entry, dropping the oldest when full; wake the waiters.
@@ -63,21 +89,37 @@ class EventHistory:
         An event already in the buffer (same source and id) is not added again: its entry
         counts one more delivery.
         """
-        key = (event.source, event.id)
         with self._changed:
-            known = self._by_key.get(key)
+            known = self._by_key.get((event.source, event.id))
             if known is not None:
                 known.deliveries += 1
                 return known
-            self._last_seq += 1
-            entry = Entry(self._last_seq, self._clock(), event)
-            self._entries.append(entry)
-            self._by_key[key] = entry
-            if len(self._entries) > self._capacity:
-                oldest = self._entries.popleft()
-                del self._by_key[(oldest.event.source, oldest.event.id)]
-                self._dropped += 1
+            entry = self._add(event, self._clock(), deliveries=1)
             self._changed.notify_all()
+        return entry
+
+    def restore(self, events: Iterable[tuple[WireEvent, float]], restored: Restored) -> int:
+        """Add events from before this process started, oldest first, each with the time the
+        broker took it and no delivery yet; one already held is skipped. How many were added."""
+        added = 0
+        with self._changed:
+            for event, arrived in events:
+                if (event.source, event.id) not in self._by_key:
+                    self._add(event, arrived, deliveries=0)
+                    added += 1
+            self._restored = restored
+            self._changed.notify_all()
+        return added
+
+    def _add(self, event: WireEvent, received_at: float, deliveries: int) -> Entry:
+        self._last_seq += 1
+        entry = Entry(self._last_seq, received_at, event, deliveries)
+        self._entries.append(entry)
+        self._by_key[(event.source, event.id)] = entry
+        if len(self._entries) > self._capacity:
+            oldest = self._entries.popleft()
+            del self._by_key[(oldest.event.source, oldest.event.id)]
+            self._dropped += 1
         return entry
 
     def status(self) -> HistoryStatus:
@@ -87,7 +129,7 @@ class EventHistory:
     def _status(self) -> HistoryStatus:
         first = self._entries[0].seq if self._entries else self._last_seq + 1
         return HistoryStatus(
-            self._capacity, len(self._entries), self._dropped, first, self._last_seq
+            self._capacity, len(self._entries), self._dropped, first, self._last_seq, self._restored
         )
 
     def after(self, seq: int) -> list[Entry]:

@@ -53,11 +53,22 @@ def timeline_json(subject: str, entries: list[Entry]) -> dict[str, Any]:
 
 
 def status_json(status: HistoryStatus) -> dict[str, Any]:
-    """The buffer's capacity, fill and the number of old events it dropped."""
+    """The buffer's capacity, fill, the number of old events it dropped, and what it was
+    filled with at start (`restored`: None when it was not filled from a journal)."""
+    restored = status.restored
     return {
         "capacity": status.capacity,
         "size": status.size,
         "dropped": status.dropped,
         "first_seq": status.first_seq,
         "last_seq": status.last_seq,
+        "restored": None
+        if restored is None
+        else {
+            "journal": restored.journal,
+            "events": restored.events,
+            "pruned_before_seq": restored.pruned_before_seq,
+            "retention": restored.retention,
+            "error": restored.error,
+        },
     }

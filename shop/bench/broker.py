@@ -56,13 +56,15 @@ class Measurement:
     refused: int
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on this machine now."""
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
 
 
-def _wait_until_up(url: str, timeout: float = 20.0) -> None:
+def wait_until_up(url: str, timeout: float = 20.0) -> None:
+    """Return once `url` answers at all; exit with a message after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -76,14 +78,16 @@ def _wait_until_up(url: str, timeout: float = 20.0) -> None:
             time.sleep(0.05)
 
 
-def _start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+def start_process(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    """`python <args>` in its own session, its output appended to `log`."""
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, *args], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to its process group, SIGKILL after 10 s."""
     os.killpg(process.pid, signal.SIGTERM)
     try:
         process.wait(10)
@@ -92,7 +96,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def _manifests(directory: Path, subscriber_url: str, triggers: int) -> Path:
+def write_manifests(directory: Path, subscriber_url: str, triggers: int) -> Path:
+    """A Broker and `triggers` Triggers on `bench.event` to `<subscriber_url>/t<n>`; the folder."""
     folder = directory / "manifests"
     folder.mkdir()
     documents: list[dict[str, object]] = [
@@ -119,7 +124,8 @@ def _manifests(directory: Path, subscriber_url: str, triggers: int) -> Path:
     return folder
 
 
-def _request_factory(port: int, path: str, run: str) -> RequestFactory:
+def request_factory(port: int, path: str, run: str) -> RequestFactory:
+    """Binary-mode `bench.event` POSTs, each with its own id and its send time (`benchsent`)."""
     body = b'{"order_id":"o-1","lines":[{"sku":"a","quantity":1}]}'
     fixed = {
         "ce-specversion": "1.0",
@@ -154,7 +160,7 @@ async def _collect(sub_port: int, expected: int, timeout: float) -> tuple[list[f
 async def _measure(
     name: str, port: int, path: str, *, sub_port: int, fanout: int, options: argparse.Namespace
 ) -> Measurement:
-    make = _request_factory(port, path, f"{name[:6]}-{time.time_ns()}")
+    make = request_factory(port, path, f"{name[:6]}-{time.time_ns()}")
     warm = await closed_loop(HOST, port, make, connections=options.connections, seconds=1)
     await _collect(sub_port, warm.accepted * fanout, 60)
     load = await closed_loop(
@@ -181,20 +187,20 @@ async def _measure(
 
 def _run_setup(name: str, triggers: int, options: argparse.Namespace, scratch: Path) -> Measurement:
     directory = Path(tempfile.mkdtemp(dir=scratch))
-    sub_port = _free_port()
-    subscriber = _start(
+    sub_port = free_port()
+    subscriber = start_process(
         ["-m", "shop.bench.broker", "--subscriber", str(sub_port)], directory / "subscriber.log"
     )
     broker = None
     try:
-        _wait_until_up(f"http://{HOST}:{sub_port}/_stats")
+        wait_until_up(f"http://{HOST}:{sub_port}/_stats")
         if triggers == 0:
-            return _run_async(
+            return run_async(
                 _measure(name, sub_port, "/", sub_port=sub_port, fanout=1, options=options)
             )
-        port = _free_port()
-        manifests = _manifests(directory, f"http://{HOST}:{sub_port}", triggers)
-        broker = _start(
+        port = free_port()
+        manifests = write_manifests(directory, f"http://{HOST}:{sub_port}", triggers)
+        broker = start_process(
             [
                 "-m",
                 "shop.cli",
@@ -210,14 +216,14 @@ def _run_setup(name: str, triggers: int, options: argparse.Namespace, scratch: P
             ],
             directory / "broker.log",
         )
-        _wait_until_up(f"http://{HOST}:{port}/healthz")
-        return _run_async(
+        wait_until_up(f"http://{HOST}:{port}/healthz")
+        return run_async(
             _measure(name, port, BROKER_PATH, sub_port=sub_port, fanout=triggers, options=options)
         )
     finally:
         if broker is not None:
-            _stop(broker)
-        _stop(subscriber)
+            stop_process(broker)
+        stop_process(subscriber)
 
 
 def main() -> None:
@@ -265,7 +271,7 @@ def main() -> None:
         )
 
 
-def _run_async(main: Coroutine[object, object, T]) -> T:
+def run_async(main: Coroutine[object, object, T]) -> T:
     """Run `main` on uvloop when it is installed: the load generator and the subscriber share
     the machine with the broker, so the less CPU they take, the better."""
     try:
@@ -276,7 +282,7 @@ def _run_async(main: Coroutine[object, object, T]) -> T:
 
 
 def _run_subscriber(port: int) -> None:
-    _run_async(serve_subscriber(port))
+    run_async(serve_subscriber(port))
 
 
 if __name__ == "__main__":

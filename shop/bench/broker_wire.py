@@ -96,9 +96,14 @@ async def open_loop(
     rate: float,
     seconds: float,
     connections: int = 16,
+    sent: Sent | None = None,
 ) -> Sent:
-    """Requests started at a fixed `rate` per second, whatever the answers (latency under load)."""
-    sent = Sent(started=time.time())
+    """Requests started at a fixed `rate` per second, whatever the answers (latency under load).
+
+    The counts go into `sent` as the answers come, so another task may watch them.
+    """
+    sent = sent or Sent()
+    sent.started = time.time()
     free: asyncio.Queue[_Connection] = asyncio.Queue()
     pool = [await _Connection.open(host, port) for _ in range(connections)]
     for connection in pool:
@@ -110,13 +115,16 @@ async def open_loop(
         free.put_nowait(connection)
         _count(sent, status)
 
-    tasks = []
+    # Only unfinished requests are held: a long run must not keep a task per request.
+    tasks: set[asyncio.Task[None]] = set()
     clock = time.perf_counter()
     for n in range(int(rate * seconds)):
         delay = clock + n / rate - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(n)))
+        task = asyncio.create_task(one(n))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
     await asyncio.gather(*tasks)
     sent.seconds = time.perf_counter() - clock
     for connection in pool:

@@ -11,6 +11,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from shop.broker.config import retention_text
 from shop.broker.http_server import JSON, Request, Response
 from shop.broker.journal import Journal
 from shop.broker.metrics import CONTENT_TYPE, BrokerMetrics
@@ -58,9 +59,20 @@ class ObservabilityApi:
             after, limit = _paging(request)
         except ValueError as error:
             return _json({"error": str(error)}, 400)
-        events = await asyncio.to_thread(self._journal.events, after, limit)
+        data = request.query.get("data", "0")
+        if data not in ("0", "1"):
+            return _json({"error": f"data must be 0 or 1, not {data[:40]!r}"}, 400)
+        events, history = await asyncio.to_thread(self._events, after, limit, data == "1")
         next_after = events[-1]["seq"] if events else after
-        return _json({"events": events, "next_after": next_after})
+        return _json({"events": events, "next_after": next_after, **history})
+
+    def _events(
+        self, after: int, limit: int, data: bool
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        # The history is read after the events, so that any event pruned before it was read
+        # is below the boundary it states.
+        events = self._journal.events(after, limit, data)
+        return events, self._journal.history()
 
     async def event(self, seq_text: str) -> Response:
         try:
@@ -69,8 +81,17 @@ class ObservabilityApi:
             return _json({"error": str(error)}, 400)
         event = await asyncio.to_thread(self._journal.event, seq)
         if event is None:
-            return _json({"error": f"no event with seq {seq}"}, 404)
+            return _json({"error": await asyncio.to_thread(self._missing, seq)}, 404)
         return _json(event)
+
+    def _missing(self, seq: int) -> str:
+        history = self._journal.history()
+        pruned_before = history["pruned_before_seq"]
+        if pruned_before is not None and seq < pruned_before:
+            retention = history["retention"]
+            policy = retention_text(retention["age_seconds"], retention["max_bytes"])
+            return f"no event with seq {seq}: it was pruned (retention: {policy})"
+        return f"no event with seq {seq}"
 
     async def dead_letters(self, request: Request) -> Response:
         try:

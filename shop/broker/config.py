@@ -24,6 +24,14 @@ DEFAULT_ATTEMPT_TIMEOUT = 300.0
 # commit, and reads again below four fifths of it.
 MAX_UNFINISHED_DELIVERIES = 100_000
 MAX_WAITING_ACCEPTS = 10_000
+# Retention (docs/broker.md): an event whose deliveries are all final is pruned once it is older
+# than this, or, oldest first, while the store holds more than this. A laptop's working day of
+# local runs fits, and a soak at 500 events/s stays well under a gigabyte.
+DEFAULT_RETENTION_AGE = 3600.0
+DEFAULT_RETENTION_BYTES = 256 * 1024 * 1024
+
+_BYTE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+_AGE_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,8 @@ class BrokerConfig:
     default_attempt_timeout: float = DEFAULT_ATTEMPT_TIMEOUT
     max_unfinished_deliveries: int = MAX_UNFINISHED_DELIVERIES
     max_waiting_accepts: int = MAX_WAITING_ACCEPTS
+    retention_age: float = DEFAULT_RETENTION_AGE
+    retention_bytes: int = DEFAULT_RETENTION_BYTES
     log_level: str = "INFO"
 
     @property
@@ -58,3 +68,48 @@ class BrokerConfig:
         """How this broker's ingress is reached (the prefix of every broker URL)."""
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         return f"http://{host}:{self.port}"
+
+
+def parse_age(text: str) -> float:
+    """A retention age: seconds, or a number with `s`, `m`, `h` or `d` (`90s`, `1.5h`)."""
+    number, unit = _split_unit(text.strip(), _AGE_UNITS)
+    if number is None or number <= 0:
+        raise ValueError(f"{text!r} is not an age such as 3600, 90s, 30m, 1h or 2d")
+    return number * _AGE_UNITS[unit]
+
+
+def parse_bytes(text: str) -> int:
+    """A retention size: bytes, or a number with `K`, `M` or `G` (binary: `256M` is 256 MiB)."""
+    number, unit = _split_unit(
+        text.strip().upper().removesuffix("IB").removesuffix("B"), _BYTE_UNITS
+    )
+    if number is None or number <= 0:
+        raise ValueError(f"{text!r} is not a size such as 268435456, 512K, 256M or 1G")
+    return int(number * _BYTE_UNITS[unit])
+
+
+def _split_unit(text: str, units: dict[str, int]) -> tuple[float | None, str]:
+    unit = text[-1:] if text[-1:] in units and text[-1:] else ""
+    try:
+        return float(text[: len(text) - len(unit)]), unit
+    except ValueError:
+        return None, unit
+
+
+def retention_text(age_seconds: float, max_bytes: int) -> str:
+    """The retention policy in words, as the log and `shop tail` say it: `1 h or 256 MiB`."""
+    return f"{_age_text(age_seconds)} or {_bytes_text(max_bytes)}"
+
+
+def _age_text(seconds: float) -> str:
+    for unit, size in (("d", 86_400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} s"
+
+
+def _bytes_text(count: int) -> str:
+    for unit, size in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if count >= size:
+            return f"{count / size:g} {unit}"
+    return f"{count} bytes"

@@ -15,10 +15,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shop.broker.envelope import Envelope
+from shop.broker.store import EVENT_COLUMNS
 from wire.http_binding import WireEvent, to_structured_document
 from wire.spec import Attributes
 
 MAX_LIMIT = 1000
+# A page of events with their data stops once it carries this much data (an event may be 1 MiB).
+MAX_PAGE_DATA_BYTES = 4 * 1024 * 1024
 
 _EVENT_SUMMARY = (
     "SELECT seq, broker, event_id, type, source, arrival, attributes, parent_seq, parent_trigger"
@@ -40,15 +44,50 @@ class Journal:
         finally:
             connection.close()
 
-    def events(self, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
-        """Accepted events with seq > `after`, oldest first, each with its deliveries' state."""
+    def events(self, after: int = 0, limit: int = 100, data: bool = False) -> list[dict[str, Any]]:
+        """Accepted events with seq > `after`, oldest first, each with its deliveries' state.
+
+        With `data`, each also carries `event`: the structured-mode JSON of the event as its
+        subscribers get it (data included, hop counter removed); such a page stops early
+        once it holds MAX_PAGE_DATA_BYTES of data.
+        """
         with self._connection() as connection:
             rows = connection.execute(
                 f"{_EVENT_SUMMARY} WHERE seq > ? ORDER BY seq LIMIT ?",
                 (after, _clamp(limit)),
             ).fetchall()
+            if data:
+                rows, outgoing = _with_outgoing(connection, rows)
             deliveries = _deliveries(connection, [row[0] for row in rows])
-        return [_summary(row, deliveries.get(row[0], [])) for row in rows]
+        events = [_summary(row, deliveries.get(row[0], [])) for row in rows]
+        if data:
+            for event in events:
+                event["event"] = outgoing[event["seq"]]
+        return events
+
+    def history(self) -> dict[str, Any]:
+        """Where the journal begins and ends, and what retention removed from it.
+
+        `pruned_before_seq`: events with a smaller seq may have been pruned (none with an
+        unfinished delivery was); None while nothing was. `last_seq` is the highest seq ever
+        given, pruned or not.
+        """
+        with self._connection() as connection:
+            oldest, newest = connection.execute("SELECT min(seq), max(seq) FROM events").fetchone()
+            try:
+                retention = connection.execute(
+                    "SELECT age_seconds, max_bytes, pruned_before_seq, pruned_events"
+                    " FROM retention WHERE id = 1"
+                ).fetchone()
+            except sqlite3.OperationalError:  # a store the broker has not upgraded yet
+                retention = None
+        age, max_bytes, pruned_before, pruned = retention or (None, None, 0, 0)
+        return {
+            "oldest_seq": oldest,
+            "last_seq": max(newest or 0, pruned_before - 1) or None,
+            "pruned_before_seq": pruned_before or None,
+            "retention": {"age_seconds": age, "max_bytes": max_bytes, "pruned_events": pruned},
+        }
 
     def event(self, seq: int) -> dict[str, Any] | None:
         """One event in full: attributes, data, headers, deliveries and every attempt."""
@@ -135,6 +174,35 @@ class Journal:
                 source,
             ) in rows
         ]
+
+
+def _with_outgoing(
+    connection: sqlite3.Connection, rows: list[Any]
+) -> tuple[list[Any], dict[int, dict[str, Any]]]:
+    """The rows that fit in one page with their data, and each one's event as delivered."""
+    if not rows:
+        return rows, {}
+    marks = ",".join("?" * len(rows))
+    found = {
+        row[0]: Envelope.from_row(row)
+        for row in connection.execute(
+            f"SELECT seq, {EVENT_COLUMNS} FROM events WHERE seq IN ({marks})",
+            [row[0] for row in rows],
+        )
+    }
+    kept: list[Any] = []
+    outgoing: dict[int, dict[str, Any]] = {}
+    size = 0
+    for row in rows:
+        envelope = found.get(row[0])
+        if envelope is None:  # pruned between the two reads
+            continue
+        size += len(envelope.event.data or b"")
+        if kept and size > MAX_PAGE_DATA_BYTES:
+            break
+        kept.append(row)
+        outgoing[row[0]] = to_structured_document(envelope.outgoing)
+    return kept, outgoing
 
 
 def _clamp(limit: int) -> int:

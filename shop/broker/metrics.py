@@ -63,12 +63,25 @@ class BrokerMetrics(Collector):
         self._ingress: dict[tuple[str, int], int] = {}
         self._triggers: dict[str, _TriggerStats] = {}
         self._backlog: Callable[[], Mapping[str, int]] = dict
+        self._store_bytes: Callable[[], int] | None = None
+        self._pruned = {"age": 0, "size": 0}
+        self._prune_seconds = _Histogram()
         self.registry = CollectorRegistry()
         self.registry.register(self)
 
     def watch_backlog(self, source: Callable[[], Mapping[str, int]]) -> None:
         """Report `source()` (trigger -> unfinished deliveries) as the backlog gauge."""
         self._backlog = source
+
+    def watch_store(self, source: Callable[[], int]) -> None:
+        """Report `source()` (the store's bytes on disk) as the store size gauge."""
+        self._store_bytes = source
+
+    def pruned(self, by_age: int, by_size: int, seconds: float) -> None:
+        """One retention step: events pruned by age and by size, and how long it held the writer."""
+        self._pruned["age"] += by_age
+        self._pruned["size"] += by_size
+        self._prune_seconds.observe(seconds)
 
     def ingress(self, broker: str, status: int) -> None:
         key = (broker, status)
@@ -143,6 +156,30 @@ class BrokerMetrics(Collector):
         for trigger, count in sorted(self._backlog().items()):
             backlog.add_metric([trigger], count)
         yield backlog
+        yield from self._retention()
+
+    def _retention(self) -> Iterator[Metric]:
+        pruned = CounterMetricFamily(
+            "shop_broker_events_pruned",
+            "Finished events removed from the store by retention, by the rule that removed them.",
+            labels=["reason"],
+        )
+        for reason, count in sorted(self._pruned.items()):
+            pruned.add_metric([reason], count)
+        yield pruned
+        steps = HistogramMetricFamily(
+            "shop_broker_prune_step_seconds",
+            "How long one retention step held the store's writer (pruning and vacuuming).",
+        )
+        steps.add_metric([], self._prune_seconds.buckets(), self._prune_seconds.total)
+        yield steps
+        if self._store_bytes is not None:
+            size = GaugeMetricFamily(
+                "shop_broker_store_bytes",
+                "Bytes the store occupies on disk: the database, its WAL and the WAL's index.",
+            )
+            size.add_metric([], self._store_bytes())
+            yield size
 
 
 _COUNTERS: tuple[tuple[str, str, Callable[[_TriggerStats], int]], ...] = (

@@ -20,6 +20,7 @@ from shop.broker.ingress import ALLOW, Ingress
 from shop.broker.journal import Journal
 from shop.broker.metrics import BrokerMetrics
 from shop.broker.outcomes import OutcomeRecorder
+from shop.broker.retention import Pruner, PruneStep, store_bytes
 from shop.broker.routes import RouteError, Routes, build_routes, load_endpoints
 from shop.broker.sender import Sender
 from shop.broker.store import Checkpointer, Writer, connect, load_pending
@@ -104,15 +105,21 @@ def _assemble(config: BrokerConfig, routes: Routes, loop: asyncio.AbstractEventL
     try:
         connection = connect(config.database, config.synchronous)
         pending = load_pending(connection)
+        pruner = Pruner(connection, config.retention_age, config.retention_bytes)
     except (OSError, sqlite3.Error) as error:
         raise StartupError(f"cannot open the broker store {config.database}: {error}") from None
     metrics = BrokerMetrics()
     sender = Sender()
     dispatcher = Dispatcher(routes, sender, metrics, config.default_attempt_timeout)
-    writer = Writer(connection, loop, dispatcher.committed)
+
+    def pruned(step: PruneStep) -> None:
+        metrics.pruned(step.by_age, step.by_size, step.seconds)
+
+    writer = Writer(connection, loop, dispatcher.committed, pruner, pruned)
     acceptor = Acceptor(writer, metrics)
     dispatcher.start(acceptor, OutcomeRecorder(writer, metrics))
     metrics.watch_backlog(dispatcher.backlog)
+    metrics.watch_store(lambda: store_bytes(config.database))
     writer.start()
     checkpointer = Checkpointer(config.database)
     checkpointer.start()

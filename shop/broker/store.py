@@ -13,18 +13,23 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from shop.broker.config import Synchronous
 from shop.broker.envelope import Envelope
 
+if TYPE_CHECKING:
+    from shop.broker.retention import Pruner, PruneStep
+
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+# 2: the `retention` row and `dead_letters_by_event` (pruning); databases at 1 are upgraded.
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -75,6 +80,15 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     error_destination TEXT,
     error_status INTEGER,
     error_data TEXT
+);
+CREATE INDEX IF NOT EXISTS dead_letters_by_event ON dead_letters (event_seq);
+CREATE TABLE IF NOT EXISTS retention (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    age_seconds REAL NOT NULL,
+    max_bytes INTEGER NOT NULL,
+    pruned_before_seq INTEGER NOT NULL DEFAULT 0,
+    pruned_events INTEGER NOT NULL DEFAULT 0,
+    pruned_at REAL
 );
 """
 
@@ -194,11 +208,29 @@ _Write = _Accept | _Record
 _STOP = object()
 
 
+# The WAL file is cut back to this size whenever it starts over after a checkpoint; without a
+# limit it stays as large as it ever grew.
+WAL_SIZE_LIMIT = 16 * 1024 * 1024
+# A WAL that holds more than this after a passive checkpoint is started over (Checkpointer).
+RESTART_WAL_BYTES = 4 * 1024 * 1024
+RESTART_WAIT_MS = 250
+# A database made before auto_vacuum (schema 1) is rewritten once at start-up (VACUUM) when it
+# is this small, which takes a second or two; a larger one keeps reusing its free pages (its
+# file stays as large as it is), and the log says how to convert it by hand.
+CONVERT_AT_START_BYTES = 64 * 1024 * 1024
+
+
 def connect(path: Path, synchronous: Synchronous) -> sqlite3.Connection:
     """A connection to the broker database in WAL mode, the schema in place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    if version == 0:
+        # Only takes effect before the first table: pruned pages can then be given back to
+        # the file system (`incremental_vacuum`) instead of only being reused.
+        connection.execute("PRAGMA auto_vacuum=INCREMENTAL")
     connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
     # Under WAL, NORMAL survives a crash of the process but may lose the last commits on a
     # power loss; FULL syncs the WAL at every commit (one fsync per group commit).
     connection.execute(f"PRAGMA synchronous={synchronous.upper()}")
@@ -206,14 +238,52 @@ def connect(path: Path, synchronous: Synchronous) -> sqlite3.Connection:
     # Checkpoints run in their own thread (Checkpointer), not inside the writer's commits,
     # where they would hold every waiting 202 for the time it takes to copy the WAL.
     connection.execute("PRAGMA wal_autocheckpoint=0")
-    if connection.execute("PRAGMA user_version").fetchone()[0] == 0:
+    if version < SCHEMA_VERSION:
+        # Every statement of SCHEMA is IF NOT EXISTS: running it again adds what is new.
         connection.executescript(SCHEMA)
         connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    if connection.execute("PRAGMA auto_vacuum").fetchone()[0] != AUTO_VACUUM_INCREMENTAL:
+        _convert_to_incremental_vacuum(connection, path)
     return connection
 
 
+AUTO_VACUUM_INCREMENTAL = 2
+
+
+def _convert_to_incremental_vacuum(connection: sqlite3.Connection, path: Path) -> None:
+    """Give a database made before auto_vacuum the setting, by VACUUM, if that is quick."""
+    size = path.stat().st_size
+    if size > CONVERT_AT_START_BYTES:
+        log.warning(
+            "the broker store %s (%d MiB) was made without auto_vacuum: pruned space is reused "
+            "but the file will not shrink; to convert it, stop the broker and run "
+            "`sqlite3 %s 'PRAGMA auto_vacuum=INCREMENTAL; VACUUM'`",
+            path,
+            size // 2**20,
+            path,
+        )
+        return
+    started = time.monotonic()
+    connection.execute("PRAGMA auto_vacuum=INCREMENTAL")
+    connection.execute("VACUUM")
+    log.info(
+        "converted the broker store %s to auto_vacuum=INCREMENTAL (VACUUM of %d KiB in %.2f s)",
+        path,
+        size // 1024,
+        time.monotonic() - started,
+    )
+
+
 class Checkpointer:
-    """Copies the WAL into the database file every `interval` seconds, beside the writer."""
+    """Copies the WAL into the database file every `interval` seconds, beside the writer.
+
+    A PASSIVE checkpoint never waits for the writer, but under a steady load it never catches
+    up either: the writer appends while it copies, and SQLite starts the WAL over only once
+    every frame in it was copied. So when a pass leaves more than RESTART_WAL_BYTES in the WAL,
+    a RESTART checkpoint follows at once: it holds the writer back while it copies what the
+    pass left (the frames of those few milliseconds), and the next commit starts the WAL
+    over, cut back to WAL_SIZE_LIMIT. Without it the WAL grows by every commit for ever.
+    """
 
     def __init__(self, path: Path, interval: float = 1.0) -> None:
         self._path = path
@@ -230,19 +300,28 @@ class Checkpointer:
 
     def _run(self) -> None:
         connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        # How long a RESTART may wait for the writer's commit and for readers (then it gives
+        # up until the next interval).
+        connection.execute(f"PRAGMA busy_timeout={RESTART_WAIT_MS}")
+        page_size = int(connection.execute("PRAGMA page_size").fetchone()[0])
         try:
             while not self._stopping.wait(self._interval):
-                self._checkpoint(connection, "PASSIVE")
+                frames = self._checkpoint(connection, "PASSIVE")
+                if frames * page_size > RESTART_WAL_BYTES:
+                    self._checkpoint(connection, "RESTART")
             self._checkpoint(connection, "TRUNCATE")
         finally:
             connection.close()
 
     @staticmethod
-    def _checkpoint(connection: sqlite3.Connection, mode: str) -> None:
+    def _checkpoint(connection: sqlite3.Connection, mode: str) -> int:
+        """Run one checkpoint; the frames the WAL holds (0 if it failed)."""
         try:
-            connection.execute(f"PRAGMA wal_checkpoint({mode})")
+            _, frames, _ = connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
         except sqlite3.Error:
             log.exception("checkpointing the broker store failed; will try again")
+            return 0
+        return max(int(frames), 0)
 
 
 def load_pending(connection: sqlite3.Connection) -> list[PendingDelivery]:
@@ -265,6 +344,15 @@ def load_pending(connection: sqlite3.Connection) -> list[PendingDelivery]:
     return pending
 
 
+def last_seq(connection: sqlite3.Connection) -> int:
+    """The highest seq ever given: of the newest event, or of the newest pruned one."""
+    row = connection.execute(
+        "SELECT max(coalesce((SELECT max(seq) FROM events), 0),"
+        " coalesce((SELECT pruned_before_seq - 1 FROM retention WHERE id = 1), 0))"
+    ).fetchone()
+    return int(row[0])
+
+
 def _prefixed(columns: str, prefix: str) -> str:
     return ", ".join(prefix + name.strip() for name in columns.split(","))
 
@@ -280,6 +368,9 @@ class Writer:
     One batch is with the thread at a time; what arrives meanwhile gathers on the loop and goes
     as the next batch once the commit is done. Batches so grow with the commit's latency, and
     the thread is woken once per commit, not once per event.
+
+    With a `pruner`, the thread runs its steps when they are due, while it waits for work or
+    between two batches; `on_pruned` then runs on the loop with what each step did.
     """
 
     def __init__(
@@ -287,10 +378,14 @@ class Writer:
         connection: sqlite3.Connection,
         loop: asyncio.AbstractEventLoop,
         on_committed: Callable[[list[Accepted]], None],
+        pruner: Pruner | None = None,
+        on_pruned: Callable[[PruneStep], None] | None = None,
     ) -> None:
         self._connection = connection
         self._loop = loop
         self._on_committed = on_committed
+        self._pruner = pruner
+        self._on_pruned = on_pruned
         self._queue: queue.SimpleQueue[list[_Write] | object] = queue.SimpleQueue()
         self._gathered: list[_Write] = []
         self._scheduled = False
@@ -299,9 +394,7 @@ class Writer:
         self.waiting = 0
         #: Called whenever `waiting` changes (backpressure).
         self.on_load: Callable[[], None] | None = None
-        self._next_seq = (
-            int(connection.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]) + 1
-        )
+        self._next_seq = last_seq(connection) + 1
         self._thread = threading.Thread(target=self._run, name="broker-writer", daemon=True)
 
     def start(self) -> None:
@@ -358,12 +451,31 @@ class Writer:
             self._gathered = []
 
     def _run(self) -> None:
+        pruner = self._pruner
         while True:
-            batch = self._queue.get()
+            try:
+                batch = self._queue.get(
+                    timeout=None if pruner is None else pruner.seconds_until_due()
+                )
+            except queue.Empty:
+                self._prune()
+                continue
             if batch is _STOP:
                 return
             assert isinstance(batch, list)
             self._write(batch)
+            if pruner is not None and pruner.seconds_until_due() == 0:
+                self._prune()
+
+    def _prune(self) -> None:
+        assert self._pruner is not None
+        try:
+            step = self._pruner.step()
+        except sqlite3.Error:
+            log.exception("pruning the broker store failed; will try again")
+            return
+        if self._on_pruned is not None:
+            self._loop.call_soon_threadsafe(self._on_pruned, step)
 
     def _write(self, batch: Sequence[_Write]) -> None:
         """Commit a batch at once; if that fails, each write alone, so one cannot fail another."""

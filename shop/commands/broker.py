@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from shop.broker.config import (
     DEFAULT_CONCURRENCY,
     DEFAULT_PORT,
+    DEFAULT_RETENTION_AGE,
+    DEFAULT_RETENTION_BYTES,
     MAX_UNFINISHED_DELIVERIES,
     BrokerConfig,
+    parse_age,
+    parse_bytes,
 )
+
+T = TypeVar("T")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -60,8 +68,40 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=MAX_UNFINISHED_DELIVERIES,
         help="unfinished deliveries held in memory before the ingress stops reading requests",
     )
+    parser.add_argument(
+        "--retention-age",
+        type=_argument(parse_age),
+        default=DEFAULT_RETENTION_AGE,
+        metavar="AGE",
+        help=(
+            "prune an event whose deliveries are all final once it is this old: seconds, or "
+            "with s, m, h or d (default 1h); an unfinished event is never pruned"
+        ),
+    )
+    parser.add_argument(
+        "--retention-bytes",
+        type=_argument(parse_bytes),
+        default=DEFAULT_RETENTION_BYTES,
+        metavar="SIZE",
+        help=(
+            "prune the oldest finished events while the store holds more than this: bytes, "
+            "or with K, M or G (default 256M)"
+        ),
+    )
     parser.add_argument("--log-level", default="INFO")
     parser.set_defaults(func=_run)
+
+
+def _argument(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """`parse` as an argparse type: its ValueError becomes argparse's usage error."""
+
+    def convert(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return convert
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -77,6 +117,8 @@ def _run(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             synchronous=args.sync,
             max_unfinished_deliveries=args.max_unfinished,
+            retention_age=args.retention_age,
+            retention_bytes=args.retention_bytes,
             log_level=args.log_level.upper(),
         )
     )

@@ -26,7 +26,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="""CESQL, e.g. "type LIKE 'order.%%'", or {"exact": {"type": "order.created"}}""",
     )
     parser.add_argument(
-        "--history", action="store_true", help="start with the events the viewer still holds"
+        "--history",
+        action="store_true",
+        help=(
+            "start with the events the viewer still holds (stderr says when it holds none, "
+            "or when the broker had pruned the start of it)"
+        ),
     )
     parser.add_argument("--count", type=int, metavar="N", help="stop after N events")
     parser.add_argument("--json", action="store_true", help="print each event as one JSON line")

@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 import requests
 
+from shop.broker.config import retention_text
 from shop.inspect.reach import why_no_answer
 from shop.inspect.sse import parse_stream
 
@@ -44,6 +45,27 @@ def line_of(event: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
+def history_notes(status: dict[str, Any]) -> list[str]:
+    """What to say before the history, from the viewer's first status: where it begins (the
+    broker pruned before it, or the viewer could not restore it) and whether it is empty."""
+    notes = []
+    restored = status.get("restored") or {}
+    pruned_before = restored.get("pruned_before_seq")
+    if pruned_before:
+        retention = restored.get("retention") or {}
+        age, size = retention.get("age_seconds"), retention.get("max_bytes")
+        policy = retention_text(age, size) if age and size else "unknown"
+        notes.append(f"history before seq {pruned_before} was pruned (retention: {policy})")
+    if restored.get("error"):
+        notes.append(
+            f"the viewer's history starts at its last restart: it could not read the broker's "
+            f"journal at {restored.get('journal')}: {restored['error']}"
+        )
+    if not status.get("size"):
+        notes.append("the viewer holds no events yet; waiting for new ones (Ctrl-C to stop)")
+    return notes
+
+
 def follow(
     options: TailOptions,
     out: TextIO,
@@ -55,6 +77,7 @@ def follow(
     printed = 0
     last_id: str | None = None
     warned = False
+    noted = not options.history
     while True:
         params: dict[str, str] = {}
         if options.filter:
@@ -78,6 +101,10 @@ def follow(
                     warned = False
                 for message in parse_stream(response.iter_lines(decode_unicode=True), last_id):
                     last_id = message.last_id
+                    if message.event == "status" and not noted:
+                        noted = True
+                        for note in history_notes(json.loads(message.data)):
+                            print(f"shop tail: {note}", file=err, flush=True)
                     if message.event == "gap":
                         missed = json.loads(message.data)["missed"]
                         print(f"shop tail: {missed} events were dropped before shown", file=err)

@@ -8,9 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from shop.broker import store
 from shop.broker.envelope import Envelope
 from shop.broker.journal import Journal
-from shop.broker.store import DeliveryState, Unstorable, Writer, connect, load_pending
+from shop.broker.store import (
+    Checkpointer,
+    DeliveryState,
+    Unstorable,
+    Writer,
+    connect,
+    load_pending,
+)
 from wire.http_binding import WireEvent
 
 
@@ -167,3 +175,31 @@ def test_an_event_that_cannot_be_written_as_utf8_is_refused_before_it_joins_a_ba
         connection.close()
 
     asyncio.run(run())
+
+
+def test_the_wal_stays_bounded_under_a_writer_that_never_pauses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A passive checkpoint alone never lets SQLite start the WAL over while commits keep
+    # coming: the WAL would hold every commit of the run (here over 100 MiB).
+    monkeypatch.setattr(store, "WAL_SIZE_LIMIT", 1024 * 1024)
+    monkeypatch.setattr(store, "RESTART_WAL_BYTES", 256 * 1024)
+    database = tmp_path / "broker.db"
+    connection = connect(database, "normal")
+    connection.execute("CREATE TABLE filler (x BLOB)")
+    checkpointer = Checkpointer(database, interval=0.05)
+    checkpointer.start()
+    wal = database.with_name("broker.db-wal")
+    largest = 0
+    try:
+        for number in range(800):  # commits back to back, as under load
+            connection.executemany(
+                "INSERT INTO filler VALUES (?)", [(b"x" * 3000,) for _ in range(10)]
+            )
+            connection.execute("DELETE FROM filler WHERE rowid < ?", (number * 10 - 500,))
+            largest = max(largest, wal.stat().st_size)
+            time.sleep(0.001)
+    finally:
+        checkpointer.stop()
+        connection.close()
+    assert largest <= 32 * 1024 * 1024, largest

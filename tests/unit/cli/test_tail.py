@@ -13,7 +13,7 @@ import requests
 from services.viewer.app import create_app
 from shop.inspect.tail import StreamRefused, TailOptions, follow
 from tests.support.events import wire_event
-from tests.support.processes import free_port
+from tests.support.processes import free_port, wait_for
 from tests.unit.viewer.conftest import ServedFlask, viewer_config
 from wire.http_binding import to_binary
 
@@ -85,3 +85,29 @@ def test_an_unreachable_viewer_is_retried_with_one_warning() -> None:
         follow(TailOptions(url), io.StringIO(), err, sleep=sleep)
     assert err.getvalue().count("retrying") == 1
     assert waits == [1.0, 1.0, 1.0]
+
+
+def test_history_from_a_viewer_that_could_not_restore_says_why_and_then_follows() -> None:
+    journal = f"http://127.0.0.1:{free_port()}/_shop/events"
+    app = create_app(viewer_config(history=50, journal_url=journal))
+    out, err = io.StringIO(), io.StringIO()
+    with ServedFlask(app) as served:
+        tail = threading.Thread(
+            target=follow,
+            args=(TailOptions(served.url, history=True, count=1), out, err),
+            daemon=True,  # a failing test must not leave the process waiting for it
+        )
+        tail.start()
+        try:
+            # It says at once that there is nothing to show yet, rather than waiting silently.
+            wait_for(lambda: "no events yet" in err.getvalue(), what="the note on stderr")
+            post(served.url, "t.live", id="live")
+        finally:
+            tail.join(10)
+    assert not tail.is_alive()
+    assert err.getvalue().splitlines() == [
+        "shop tail: the viewer's history starts at its last restart: it could not read the "
+        f"broker's journal at {journal}: nothing answers there (is the broker running?)",
+        "shop tail: the viewer holds no events yet; waiting for new ones (Ctrl-C to stop)",
+    ]
+    assert "id=live" in out.getvalue()
