@@ -26,6 +26,7 @@ import requests
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from kit.lease import LeaseKeeper
 from kit.metrics import KitMetrics
 from kit.outbox import outbox
 from kit.outgoing import Message
@@ -122,7 +123,15 @@ class OutboxRelay:
         if not rows:
             return 0
         sent: list[int] = []
-        with _LeaseKeeper(self._engine, owner):
+        keeper = LeaseKeeper(
+            self._engine,
+            outbox,
+            owner,
+            lease_seconds=LEASE_SECONDS,
+            every=RENEW_SECONDS,
+            name="outbox-lease",
+        )
+        with keeper:
             for seq, headers, body, attempts in rows:
                 failure = self._post(Message.from_stored(headers, body))
                 if failure is None:
@@ -210,37 +219,3 @@ class OutboxRelay:
                     last_error=error,
                 )
             )
-
-
-class _LeaseKeeper:
-    """Renews one claim's lease every RENEW_SECONDS while its rows are being posted.
-
-    A thread rather than renewals between posts: one post may wait up to its timeout, longer
-    than the lease, and the rows must stay this relay's meanwhile.
-    """
-
-    def __init__(self, engine: Engine, owner: str) -> None:
-        self._engine = engine
-        self._owner = owner
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._renew, name="outbox-lease", daemon=True)
-
-    def __enter__(self) -> _LeaseKeeper:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._done.set()
-        self._thread.join()
-
-    def _renew(self) -> None:
-        while not self._done.wait(RENEW_SECONDS):
-            try:
-                with self._engine.begin() as connection:
-                    connection.execute(
-                        outbox.update()
-                        .where(outbox.c.lease_owner == self._owner)
-                        .values(lease_until=time.time() + LEASE_SECONDS)
-                    )
-            except Exception:
-                log.exception("could not renew the outbox lease")

@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from kit import NewEvent, ResourceKey, Service
+from kit.lease import LeaseKeeper
 from services.notification import store
 from services.notification.mailer import (
     Mail,
@@ -157,7 +158,14 @@ class MailSender:
             )
         if not mails:
             return 0
-        lease = _LeaseKeeper(self._engine, owner, self._settings.lease_seconds)
+        lease = LeaseKeeper(
+            self._engine,
+            store.notifications,
+            owner,
+            lease_seconds=self._settings.lease_seconds,
+            every=self._settings.lease_seconds / 3,
+            name="mail-lease",
+        )
         with lease, closing(self._mailer.session()) as session:
             try:
                 self._send_batch(session, mails)
@@ -278,34 +286,3 @@ def _fields(
         "attempt": attempt,
         "error": None if error is None else str(error)[:300],
     }
-
-
-class _LeaseKeeper:
-    """Renews one claim's lease while its mails are being sent (as kit/relay.py's does): one
-    SMTP exchange may take up to its timeout, longer than the lease."""
-
-    def __init__(self, engine: Engine, owner: str, lease_seconds: float) -> None:
-        self._engine = engine
-        self._owner = owner
-        self._lease_seconds = lease_seconds
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._renew, name="mail-lease", daemon=True)
-
-    def __enter__(self) -> _LeaseKeeper:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._done.set()
-        self._thread.join()
-
-    def _renew(self) -> None:
-        while not self._done.wait(self._lease_seconds / 3):
-            try:
-                with self._engine.begin() as connection:
-                    store.renew_lease(connection, self._owner, self._lease_seconds)
-            except sa.exc.SQLAlchemyError as error:
-                log.warning(
-                    "could not renew the lease of the mails being sent",
-                    extra={"outcome": "lease_renewal_failed", "error": str(error)[:300]},
-                )

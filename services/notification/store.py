@@ -170,14 +170,6 @@ def claim_due(
     ]
 
 
-def renew_lease(connection: sa.Connection, owner: str, lease_seconds: float) -> None:
-    connection.execute(
-        notifications.update()
-        .where(notifications.c.lease_owner == owner)
-        .values(lease_until=time.time() + lease_seconds)
-    )
-
-
 def release(connection: sa.Connection, owner: str) -> None:
     """Give back the mails of a claim that were not sent (due again at once)."""
     connection.execute(
