@@ -77,7 +77,9 @@ def test_a_full_disk_is_answered_with_503_and_nothing_accepted_is_lost(
         account(f"broker disk full {FULL_SECONDS:.0f} s (tmpfs)", f"{ORDERS} orders"),
         fault_over_at=time.monotonic(),
     )
-    assert during is not None, f"the broker took every probe during {FULL_SECONDS:.0f} s of full disk"
+    assert during is not None, (
+        f"the broker took every probe during {FULL_SECONDS:.0f} s of full disk"
+    )
     assert during.status_code == 503, during.text
     assert "could not be stored" in during.json()["error"]
     assert shop.pid_of("broker") == broker_pid, "the broker died instead of answering 503"
