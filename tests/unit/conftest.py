@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import settings
 
+from tests.support.oidc import oidc_issuer  # noqa: F401  (a fixture of the unit tests)
 from tests.support.recording_sink import RecordingSink
 
 # Mutation runs (pyproject.toml [tool.mutmut]) pass --hypothesis-profile=mutation: the same
