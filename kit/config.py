@@ -6,8 +6,12 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from wire.limits import MAX_BODY_BYTES
+from wire.oidc.keys import IssuerSettings
+from wire.oidc.sender_token import DEFAULT_TOKEN_FILE
+from wire.oidc.subjects import SubjectPattern, parse_patterns
 
 DEFAULT_MAX_EVENT_BYTES = MAX_BODY_BYTES
 # How long a request waits for the database (SQLite's write lock, a pooled or a new PostgreSQL
@@ -17,10 +21,24 @@ DEFAULT_MAX_EVENT_BYTES = MAX_BODY_BYTES
 DEFAULT_DATABASE_WAIT_SECONDS = 5.0
 # How long an Idempotency-Key is remembered (kit/request_keys.py).
 DEFAULT_IDEMPOTENCY_KEY_HOURS = 24.0
+# The least time between two fetches of the issuer's keys, and so the Retry-After of a 503 while
+# the issuer is unreachable (wire/oidc/keys.py).
+DEFAULT_KEY_REFETCH_SECONDS = 10.0
 
 
 class ConfigError(ValueError):
     """An environment variable holds a value the service cannot start with."""
+
+
+@dataclass(frozen=True)
+class SenderIdentityConfig:
+    """Who may post events to `POST /`: a token from `issuer` for `audience`, whose subject
+    matches one of `allowed_subjects` (none: any subject the issuer vouches for)."""
+
+    audience: str
+    issuer: IssuerSettings
+    allowed_subjects: tuple[SubjectPattern, ...] = ()
+    key_refetch_seconds: float = DEFAULT_KEY_REFETCH_SECONDS
 
 
 @dataclass(frozen=True)
@@ -39,6 +57,10 @@ class KitConfig:
     migrate_at_start: bool = True
     database_wait_seconds: float = DEFAULT_DATABASE_WAIT_SECONDS
     idempotency_key_hours: float = DEFAULT_IDEMPOTENCY_KEY_HOURS
+    #: None: senders are not checked (OIDC_AUDIENCE and OIDC_ISSUER unset).
+    sender_identity: SenderIdentityConfig | None = None
+    #: The token the outbox relay sends with each event, when the file exists.
+    sender_token_file: str = DEFAULT_TOKEN_FILE
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> KitConfig:
@@ -49,7 +71,9 @@ class KitConfig:
         OUTBOX_POLL_SECONDS, OUTBOX_RELAY (0 turns the relay off), LOG_LEVEL, MIGRATE_AT_START (0:
         the schema is migrated by someone else, start only checks it is at head),
         DATABASE_WAIT_SECONDS (how long a request waits for a busy or unreachable database
-        before it is answered 503), IDEMPOTENCY_KEY_HOURS (how long an Idempotency-Key is kept).
+        before it is answered 503), IDEMPOTENCY_KEY_HOURS (how long an Idempotency-Key is kept),
+        the OIDC_* variables of sender identity (`parse_sender_identity`) and OIDC_TOKEN_FILE
+        (the token the relay sends, default /oidc/token).
         """
         env = os.environ if environ is None else environ
         return cls(
@@ -69,7 +93,66 @@ class KitConfig:
             idempotency_key_hours=_positive_float(
                 env, "IDEMPOTENCY_KEY_HOURS", DEFAULT_IDEMPOTENCY_KEY_HOURS
             ),
+            sender_identity=parse_sender_identity(env),
+            sender_token_file=env.get("OIDC_TOKEN_FILE") or DEFAULT_TOKEN_FILE,
         )
+
+
+def parse_sender_identity(env: Mapping[str, str]) -> SenderIdentityConfig | None:
+    """OIDC_AUDIENCE and OIDC_ISSUER (both, or neither: no checking), OIDC_DISCOVERY_URL,
+    OIDC_ALLOWED_SUBJECTS (comma-separated EventPolicy `sub` patterns), OIDC_CA_FILE and
+    OIDC_DISCOVERY_TOKEN_FILE (how to reach the issuer)."""
+    audience = env.get("OIDC_AUDIENCE", "").strip()
+    issuer = env.get("OIDC_ISSUER", "").strip()
+    allowed = _subject_patterns(env.get("OIDC_ALLOWED_SUBJECTS", ""))
+    if not audience and not issuer:
+        if allowed:
+            raise ConfigError(
+                "OIDC_ALLOWED_SUBJECTS is set, but senders are not checked without "
+                "OIDC_AUDIENCE and OIDC_ISSUER"
+            )
+        return None
+    if not audience or not issuer:
+        given, missing = (
+            ("OIDC_ISSUER", "OIDC_AUDIENCE") if issuer else ("OIDC_AUDIENCE", "OIDC_ISSUER")
+        )
+        raise ConfigError(f"{given} is set but {missing} is not: checking senders needs both")
+    discovery_url = env.get("OIDC_DISCOVERY_URL", "").strip() or None
+    _http_url("OIDC_ISSUER", issuer)
+    if discovery_url is not None:
+        _http_url("OIDC_DISCOVERY_URL", discovery_url)
+    settings = IssuerSettings(
+        issuer,
+        discovery_url=discovery_url,
+        ca_file=_existing_file(env, "OIDC_CA_FILE"),
+        discovery_token_file=_existing_file(env, "OIDC_DISCOVERY_TOKEN_FILE"),
+    )
+    return SenderIdentityConfig(audience, settings, allowed)
+
+
+def _subject_patterns(raw: str) -> tuple[SubjectPattern, ...]:
+    patterns = parse_patterns(raw)
+    for pattern in patterns:
+        if "*" in pattern.text[:-1]:
+            raise ConfigError(
+                f"OIDC_ALLOWED_SUBJECTS: {pattern.text!r} has a '*' before its end "
+                "(only a trailing '*' matches, as a prefix)"
+            )
+    return patterns
+
+
+def _http_url(name: str, value: str) -> None:
+    if not value.startswith(("https://", "http://")):
+        raise ConfigError(f"{name} must be an https:// (or http://) URL, got {value!r}")
+
+
+def _existing_file(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    if not Path(raw).is_file():
+        raise ConfigError(f"{name} names {raw!r}, which is not a file")
+    return raw
 
 
 def parse_ce_overrides(raw: str | None) -> dict[str, str]:

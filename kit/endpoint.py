@@ -21,6 +21,7 @@ from kit.idempotency import Outcome
 from kit.logs import OutcomeLog
 from kit.metrics import KitMetrics
 from kit.receive import ce_headers, read_body
+from kit.sender_identity import SenderCheck
 from kit.tracing import trace_id
 from kit.unavailable import cause_of, retry_later_for
 from wire.http_binding import Mode, WireEvent, parse_request
@@ -78,11 +79,15 @@ def json_answer(status: int, document: dict[str, Any], **headers: str) -> HttpAn
 
 
 class EventEndpoint:
-    """WSGI: `POST /` is the service's CloudEvents sink; anything else goes to its Flask app."""
+    """WSGI: `POST /` is the service's CloudEvents sink; anything else goes to its Flask app.
 
-    def __init__(self, sink: EventSink, app: WsgiApp) -> None:
+    With `senders`, a request whose sender it refuses is answered before its body is read.
+    """
+
+    def __init__(self, sink: EventSink, app: WsgiApp, senders: SenderCheck | None = None) -> None:
         self._sink = sink
         self._app = app
+        self._senders = senders
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         if environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO", "/") not in (
@@ -97,6 +102,10 @@ class EventEndpoint:
     def receive(self, environ: dict[str, Any]) -> HttpAnswer:
         """Read, validate and handle the events of one request; the answer to send."""
         sink = self._sink
+        if self._senders is not None:
+            refused = self._senders.refusal(environ.get("HTTP_AUTHORIZATION"))
+            if refused is not None:
+                return json_answer(refused.status, refused.body, **refused.headers)
         try:
             body = read_body(environ, sink.max_event_bytes)
             mode, events = parse_request(environ.get("CONTENT_TYPE"), ce_headers(environ), body)

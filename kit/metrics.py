@@ -8,7 +8,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 
 class KitMetrics:
-    """Events received by type and outcome, handling latency, outbox backlog and relay results."""
+    """Events received by type and outcome, handling latency, outbox backlog, relay results and
+    senders refused."""
 
     def __init__(self, backlog: Callable[[], float]) -> None:
         self.registry = CollectorRegistry()
@@ -44,6 +45,13 @@ class KitMetrics:
             registry=self.registry,
         )
         self.backlog.set_function(backlog)
+        self.sender_refusals = Counter(
+            "shop_sender_refusals",
+            "Requests to POST / refused for their sender, by reason: missing or invalid token "
+            "(401), subject not allowed (403), issuer unreachable (503)",
+            ["reason"],
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
 
     def observe(self, event_type: str, outcome: str, seconds: float) -> None:

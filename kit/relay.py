@@ -32,6 +32,7 @@ from kit.outbox import outbox
 from kit.outgoing import Message
 from wire.http_binding import HEADER_PREFIX, encode_header_value
 from wire.knative.delivery import DeliverySpec, backoff_delay, is_retryable
+from wire.oidc.sender_token import bearer_headers
 
 log = logging.getLogger("shop.kit.relay")
 
@@ -71,6 +72,8 @@ class RelaySettings:
     ce_overrides: Mapping[str, str]
     poll_seconds: float = 1.0
     timeout_seconds: float = 10.0
+    #: The token sent with each post, read at each post (None or no such file: none sent).
+    token_file: str | None = None
 
 
 class OutboxRelay:
@@ -176,6 +179,10 @@ class OutboxRelay:
         headers = dict(message.headers)
         for name, value in self._settings.ce_overrides.items():
             headers[HEADER_PREFIX + name] = encode_header_value(value)
+        try:
+            headers.update(bearer_headers(self._settings.token_file))
+        except OSError as error:
+            return Failure(None, f"no token to send: {error}")
         assert self._settings.sink is not None
         try:
             response = self._session.post(

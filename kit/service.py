@@ -30,6 +30,7 @@ from kit.openapi import serve_openapi
 from kit.outgoing import NewEvent, build_event, to_message
 from kit.relay import OutboxRelay, RelaySettings
 from kit.schemas import EMPTY_REGISTRY, DataError, SchemaRegistry
+from kit.sender_identity import SenderCheck
 from kit.tracing import child_traceparent
 from kit.unavailable import database_error_response, retry_later_response
 from wire.http_binding import WireEvent
@@ -203,9 +204,19 @@ class Service:
         )
         self.metrics = KitMetrics(self._backlog)
         self.outcomes = OutcomeLog(log)
+        self.senders = (
+            None
+            if config.sender_identity is None
+            else SenderCheck(config.sender_identity, self.metrics)
+        )
         self.relay: OutboxRelay | None = None
         if self.engine is not None and config.relay_enabled:
-            settings = RelaySettings(config.sink, config.ce_overrides, config.relay_poll_seconds)
+            settings = RelaySettings(
+                config.sink,
+                config.ce_overrides,
+                config.relay_poll_seconds,
+                token_file=config.sender_token_file,
+            )
             self.relay = OutboxRelay(self.engine, settings, self.metrics)
         self.app = self._create_flask_app()
         self._started = False
@@ -354,7 +365,7 @@ class Service:
         # EventEndpoint answers POST / before Flask routes anything; the rule is there so that
         # Flask answers OPTIONS / (the webhook handshake) and 405 to other methods on /.
         app.add_url_rule("/", EVENTS_RULE, _answered_by_event_endpoint, methods=["POST"])
-        app.wsgi_app = EventEndpoint(self, app.wsgi_app)  # type: ignore[method-assign]
+        app.wsgi_app = EventEndpoint(self, app.wsgi_app, self.senders)  # type: ignore[method-assign]
         app.add_url_rule("/healthz", "healthz", self._healthz)
         app.add_url_rule("/readyz", "readyz", self._readyz)
         app.add_url_rule("/metrics", "metrics", self._metrics)

@@ -69,10 +69,20 @@ def event_from_form(form: Mapping[str, Any]) -> WireEvent:
     return WireEvent(attributes, data)
 
 
-def post_event(url: str, event: WireEvent, *, structured: bool, timeout: float) -> SendResult:
-    """Post `event` in binary or structured mode; requests' exceptions when nobody answers."""
-    headers, body = to_structured(event) if structured else to_binary(event)
-    response = requests.post(url, data=body, headers=headers, timeout=timeout)
+def post_event(
+    url: str,
+    event: WireEvent,
+    *,
+    structured: bool,
+    timeout: float,
+    headers: Mapping[str, str] | None = None,
+) -> SendResult:
+    """Post `event` in binary or structured mode, with `headers` besides the event's own (a
+    bearer token); requests' exceptions when nobody answers."""
+    event_headers, body = to_structured(event) if structured else to_binary(event)
+    response = requests.post(
+        url, data=body, headers={**event_headers, **(headers or {})}, timeout=timeout
+    )
     return SendResult(response.status_code, response.text)
 
 

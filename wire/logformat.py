@@ -14,6 +14,7 @@ FIELDS = (
     "type",
     "source",
     "subject",
+    "sender",
     "trace_id",
     "outcome",
     "status",

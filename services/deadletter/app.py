@@ -243,7 +243,10 @@ def create_app(config: DeadletterConfig | None = None) -> Flask:
     assert service.engine is not None
     metrics = DeadLetterMetrics(service.metrics.registry, service.engine)
     service.app.extensions[_EXTENSION] = Redeliverer(
-        config.broker_url, config.redelivery_timeout_seconds, metrics.redeliveries
+        config.broker_url,
+        config.redelivery_timeout_seconds,
+        metrics.redeliveries,
+        token_file=config.kit.sender_token_file,
     )
     service.app.register_blueprint(routes)
     return service.start().app

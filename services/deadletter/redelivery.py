@@ -10,6 +10,7 @@ from prometheus_client import Counter
 
 from services.deadletter.store import Redelivery
 from wire.http_binding import WireEvent, to_binary
+from wire.oidc.sender_token import bearer_headers
 
 log = logging.getLogger("shop.deadletter")
 
@@ -17,10 +18,17 @@ log = logging.getLogger("shop.deadletter")
 class Redeliverer:
     """Sends events to the broker's ingress and reports its answer; never raises for it."""
 
-    def __init__(self, broker_url: str | None, timeout_seconds: float, outcomes: Counter) -> None:
+    def __init__(
+        self,
+        broker_url: str | None,
+        timeout_seconds: float,
+        outcomes: Counter,
+        token_file: str | None = None,
+    ) -> None:
         self.broker_url = broker_url
         self._timeout = timeout_seconds
         self._outcomes = outcomes
+        self._token_file = token_file
 
     def send(self, event: WireEvent) -> Redelivery:
         """Post `event` to the broker: accepted (2xx), refused (another status) or unreachable."""
@@ -29,10 +37,11 @@ class Redeliverer:
         headers, body = to_binary(event)
         attempted_at = time.time()
         try:
+            headers.update(bearer_headers(self._token_file))
             response = requests.post(
                 self.broker_url, data=body, headers=headers, timeout=self._timeout
             )
-        except requests.RequestException as error:
+        except (OSError, requests.RequestException) as error:
             self._outcomes.labels("unreachable").inc()
             log.warning(
                 "redelivery failed: the broker did not answer",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from http import HTTPStatus
 from pathlib import Path
 
 from shop.inspect import DEFAULT_STATE_DIR
+from wire.oidc.sender_token import DEFAULT_TOKEN_FILE, bearer_headers
 
 DEFAULT_SOURCE = "/shop/cli"
 
@@ -45,6 +47,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--to", metavar="URL", help="where to post (default: the local broker)")
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="of `shop up`")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait (10)")
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        default=Path(os.environ.get("OIDC_TOKEN_FILE") or DEFAULT_TOKEN_FILE),
+        help=(
+            "send the token in this file as `Authorization: Bearer`, when the file exists "
+            f"(default $OIDC_TOKEN_FILE, else {DEFAULT_TOKEN_FILE})"
+        ),
+    )
     parser.set_defaults(func=_run)
 
 
@@ -79,7 +90,14 @@ def _run(args: argparse.Namespace) -> int:
         print(f"shop send: invalid event: {error.message}", file=sys.stderr)
         return 2
     try:
-        result = post_event(url, event, structured=args.structured, timeout=args.timeout)
+        token = bearer_headers(args.token_file)
+    except OSError as error:
+        print(f"shop send: --token-file: {error}", file=sys.stderr)
+        return 2
+    try:
+        result = post_event(
+            url, event, structured=args.structured, timeout=args.timeout, headers=token
+        )
     except requests.RequestException as error:
         print(f"shop send: {url} did not answer: {why_no_answer(error)}", file=sys.stderr)
         return 1

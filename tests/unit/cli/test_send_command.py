@@ -93,3 +93,41 @@ def test_an_event_that_cannot_be_valid_is_refused_before_sending(
     assert main(["send", "--type", "t", *args, "--to", broker.url]) == 2
     assert message in capsys.readouterr().err
     assert broker.accepted() == []
+
+
+def test_send_carries_the_token_of_the_token_file(broker: RecordingSink, tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("the-sinkbinding-token\n")
+    argv = ["send", "--type", "t", "--to", broker.url, "--token-file", str(token_file)]
+    assert main(argv) == 0
+    (request,) = broker.accepted()
+    assert request.headers["authorization"] == "Bearer the-sinkbinding-token"
+
+
+def test_the_token_file_defaults_to_oidc_token_file(
+    broker: RecordingSink, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("from-the-environment")
+    monkeypatch.setenv("OIDC_TOKEN_FILE", str(token_file))
+    assert main(["send", "--type", "t", "--to", broker.url]) == 0
+    assert broker.accepted()[0].headers["authorization"] == "Bearer from-the-environment"
+
+
+def test_without_a_token_file_send_posts_no_authorization(
+    broker: RecordingSink, tmp_path: Path
+) -> None:
+    argv = ["send", "--type", "t", "--to", broker.url, "--token-file", str(tmp_path / "none")]
+    assert main(argv) == 0
+    assert "authorization" not in broker.accepted()[0].headers
+
+
+def test_an_empty_token_file_is_refused_before_sending(
+    broker: RecordingSink, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("")
+    argv = ["send", "--type", "t", "--to", broker.url, "--token-file", str(token_file)]
+    assert main(argv) == 2
+    assert f"--token-file: the token file {token_file} is empty" in capsys.readouterr().err
+    assert broker.accepted() == []

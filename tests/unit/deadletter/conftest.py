@@ -12,7 +12,7 @@ from services.deadletter.app import DeadletterConfig, create_app
 from tests.support.recording_sink import RecordingSink
 
 
-def build_app(database_url: str, broker_url: str | None) -> Flask:
+def build_app(database_url: str, broker_url: str | None, token_file: str | None = None) -> Flask:
     kit = KitConfig(
         service="deadletter",
         database_url=database_url,
@@ -20,6 +20,7 @@ def build_app(database_url: str, broker_url: str | None) -> Flask:
         sink=broker_url,
         relay_enabled=False,
         log_level="WARNING",
+        **({} if token_file is None else {"sender_token_file": token_file}),
     )
     return create_app(DeadletterConfig(kit, redelivery_timeout_seconds=5.0))
 

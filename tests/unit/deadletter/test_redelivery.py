@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -137,3 +138,21 @@ def test_the_same_dead_letter_can_be_redelivered_again(app: Flask, broker: Recor
         assert client.post(f"/deadletters/{item['id']}/redeliver").status_code == 200
     assert [event.id for event in received_events(broker)] == ["twice", "twice"]
     assert len(client.get(f"/deadletters/{item['id']}").get_json()["redeliveries"]) == 2
+
+
+def test_a_redelivery_carries_the_token_of_oidc_token_file(
+    database_url: str, broker: RecordingSink, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "token"
+    app = build_app(database_url, broker.url, token_file=str(token_file))
+    try:
+        client = app.test_client()
+        item = stored(client, dead_letter(id="signed"))
+        token_file.write_text("first\n")
+        assert client.post(f"/deadletters/{item['id']}/redeliver").status_code == 200
+        token_file.write_text("renewed\n")
+        assert client.post(f"/deadletters/{item['id']}/redeliver").status_code == 200
+        tokens = [request.headers["authorization"] for request in broker.accepted()]
+        assert tokens == ["Bearer first", "Bearer renewed"]
+    finally:
+        app.extensions["shop.kit"].close()
