@@ -13,19 +13,23 @@
     GET|POST|DELETE /api/deadletters...     the deadletter service's API, passed through (it is
                                             cluster-local; the viewer is public)
 
+Sending, redelivering and discarding are write actions, allowed as VIEWER_WRITE_ACTIONS says
+(services.viewer.write_access); reading is open.
+
 `filter` is a CESQL expression or a JSON/YAML object of one Trigger filter dialect, evaluated
 here with the broker's own filter code (`wire.knative.filters`).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import requests
 from flask import Blueprint, Flask, Response, current_app, request, send_from_directory
@@ -40,8 +44,10 @@ from services.viewer.restore import broker_of, journal_url_for, restore_history
 from services.viewer.sending import SEND_FORM
 from services.viewer.stream import event_stream
 from services.viewer.views import entry_json, status_json, timeline_json
+from services.viewer.write_access import WriteAccess
 from wire.event_form import FormError, event_from_form, post_event
 from wire.knative.filters import FilterError, Predicate, compile_user_filter
+from wire.oidc.sender_token import bearer_headers
 from wire.spec import InvalidEvent
 from wire.strings import quote
 from wire.topology import TopologyError, TopologyView, parse_topology, parse_topology_text
@@ -58,6 +64,7 @@ MAX_SUBJECTS = 50
 STATIC = Path(__file__).with_name("static")
 _EXTENSION = "shop.viewer"
 N = TypeVar("N", int, float)
+P = ParamSpec("P")
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,8 @@ class ViewerConfig:
     #: The broker's journal to fill the history from at start (None: start empty).
     journal_url: str | None = None
     journal_seconds: float = JOURNAL_SECONDS
+    #: Who may send, redeliver and discard (VIEWER_WRITE_ACTIONS; on by default).
+    write_access: WriteAccess = field(default_factory=WriteAccess)
 
     @property
     def broker_url(self) -> str | None:
@@ -84,7 +93,8 @@ class ViewerConfig:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ViewerConfig:
         """VIEWER_HISTORY, DEADLETTER_URL, TOPOLOGY_URL, TOPOLOGY, VIEWER_STREAM_SECONDS,
-        JOURNAL_URL (default: the journal of the broker K_SINK names; `off`: none)."""
+        JOURNAL_URL (default: the journal of the broker K_SINK names; `off`: none),
+        VIEWER_WRITE_ACTIONS with VIEWER_WRITE_TOKEN_FILE or VIEWER_WRITE_TOKEN."""
         env = os.environ if environ is None else environ
         topology = None
         if env.get("TOPOLOGY"):
@@ -102,6 +112,7 @@ class ViewerConfig:
             topology=topology,
             stream_seconds=_positive(env, "VIEWER_STREAM_SECONDS", DEFAULT_STREAM_SECONDS, float),
             journal_url=None if journal == "off" else journal,
+            write_access=WriteAccess.from_env(env),
         )
 
 
@@ -135,6 +146,18 @@ def _viewer() -> Viewer:
 routes = Blueprint("viewer", __name__, static_folder="static", static_url_path="/assets")
 
 
+def write_action(route: Callable[P, Response]) -> Callable[P, Response]:
+    """A route that changes something: answered only when the viewer's write access allows it."""
+
+    @functools.wraps(route)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> Response:
+        access = _viewer().config.write_access
+        refusal = access.refusal(request.headers.get("Authorization"))
+        return refusal if refusal is not None else route(*args, **kwargs)
+
+    return guarded
+
+
 @routes.get("/")
 def page() -> Response:
     """The single page; everything it loads comes from /assets/."""
@@ -145,7 +168,7 @@ def page() -> Response:
 
 @routes.get("/api/status")
 def show_status() -> Response:
-    """The buffer's state and which collaborators are configured."""
+    """The buffer's state, which collaborators are configured and whether writes are allowed."""
     viewer = _viewer()
     config = viewer.config
     return json_response(
@@ -155,6 +178,7 @@ def show_status() -> Response:
             "broker": config.broker_url,
             "deadletter": config.deadletter_url,
             "topology": "url" if config.topology_url else ("env" if config.topology else None),
+            "write_actions": config.write_access.mode.value,
         },
     )
 
@@ -246,6 +270,7 @@ def show_topology() -> Response:
 
 
 @routes.post("/api/send")
+@write_action
 def send_event() -> Response:
     """Post the form's event to the broker: 200 when accepted, 502 with its answer when not."""
     config = _viewer().config
@@ -265,6 +290,7 @@ def send_event() -> Response:
             event,
             structured=structured,
             timeout=config.upstream_timeout_seconds,
+            headers=bearer_headers(config.kit.sender_token_file),
         )
     except requests.RequestException as error:
         raise RequestError(
@@ -300,11 +326,13 @@ def show_dead_letter(dead_letter_id: int) -> Response:
 
 
 @routes.post("/api/deadletters/<int:dead_letter_id>/redeliver")
+@write_action
 def redeliver_dead_letter(dead_letter_id: int) -> Response:
     return _deadletter("POST", f"/deadletters/{dead_letter_id}/redeliver")
 
 
 @routes.delete("/api/deadletters/<int:dead_letter_id>")
+@write_action
 def delete_dead_letter(dead_letter_id: int) -> Response:
     return _deadletter("DELETE", f"/deadletters/{dead_letter_id}")
 

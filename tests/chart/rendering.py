@@ -27,6 +27,14 @@ VALUE_SETS: dict[str, Path | None] = {
     "production": CHART / "values-production.yaml",
 }
 Document = dict[str, Any]
+# Sender identity on, and the viewer's write actions behind a token: what the chart adds to the
+# default values' documents (a projected ServiceAccount token, a Secret volume, audiences, the
+# EventPolicy).
+SENDER_IDENTITY = (
+    "senderIdentity.enabled=true",
+    "viewer.writeActions=token",
+    "viewer.writeToken.existingSecret=shop-viewer-write-token",
+)
 
 
 def load_script(name: str, path: Path) -> ModuleType:

@@ -13,6 +13,7 @@ import pytest
 
 from kit.migrate import service_history
 from tests.chart.rendering import (
+    SENDER_IDENTITY,
     VALUE_SETS,
     Document,
     by_name,
@@ -68,11 +69,14 @@ def validation_problems(doc: Document, knative_schemas: Path) -> list[str]:
     return []
 
 
+@pytest.mark.parametrize(
+    "identity", [[], list(SENDER_IDENTITY)], ids=["no-identity", "sender-identity"]
+)
 @pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
 def test_every_rendered_document_validates(
-    helm: str, value_set: str, knative_schemas: Path
+    helm: str, value_set: str, identity: list[str], knative_schemas: Path
 ) -> None:
-    docs = render(helm, value_set, ["namespace.create=true", "eventPolicy.enabled=true"])
+    docs = render(helm, value_set, ["namespace.create=true", "eventPolicy.enabled=true", *identity])
     problems = [problem for doc in docs for problem in validation_problems(doc, knative_schemas)]
     assert not problems, "\n".join(problems)
     assert len(docs) > 20

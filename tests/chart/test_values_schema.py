@@ -46,6 +46,11 @@ def _duration_validator() -> jsonschema.Draft7Validator:
         ("services.order.env.PORT=9090", "PORT"),  # reserved by Knative
         ("smtp.tls=ssl", "tls"),
         ("migrations.mode=job", "mode"),  # neither start nor initContainer
+        ("senderIdentity.enabled=yes", "enabled"),
+        ("senderIdentity.issuer=http://kubernetes.default.svc", "issuer"),  # not https
+        ("viewer.writeActions=maybe", "writeActions"),
+        ("viewer.writeActions=true", "writeActions"),  # what a bare YAML `on` becomes
+        ("viewer.writeToken.existingSecret=Not_A_Name", "existingSecret"),
     ],
 )
 def test_the_values_schema_refuses_bad_values(helm: str, assignment: str, mentions: str) -> None:

@@ -116,6 +116,11 @@ ref:
   name: {{ . }}
 {{- end -}}
 
+{{/* The SinkBinding that gives a service (by name) the broker as K_SINK. */}}
+{{- define "shop.sinkBindingName" -}}
+{{- printf "%s-broker" . -}}
+{{- end -}}
+
 {{/* The Broker's delivery spec (without deadLetterService, which becomes deadLetterSink). */}}
 {{- define "shop.brokerDelivery" -}}
 {{- $delivery := omit .Values.broker.delivery "deadLetterService" -}}
@@ -169,6 +174,83 @@ for an all-events subscriber. `delivery` is set only when the service overrides 
 {{- end -}}
 
 {{/*
+Sender identity (senderIdentity.enabled; wire/oidc/subjects.py holds the same names in code).
+*/}}
+
+{{/* A Knative Service's OIDC audience: (dict "root" $ "name" "order"). */}}
+{{- define "shop.audience" -}}
+{{- printf "%s.%s.svc.cluster.local" .name .root.Release.Namespace -}}
+{{- end -}}
+
+{{/*
+A Destination, with the audience of the Knative Service it refers to when senderIdentity is on:
+(dict "root" $ "destination" <Destination>). Knative sends a token only to a destination with an
+audience, and a Knative Service publishes none, so the Trigger (or delivery) has to name it.
+*/}}
+{{- define "shop.destination" -}}
+{{- $destination := deepCopy .destination -}}
+{{- $ref := $destination.ref | default dict -}}
+{{- if and .root.Values.senderIdentity.enabled (eq ($ref.kind | default "") "Service") -}}
+{{- $_ := set $destination "audience" (include "shop.audience" (dict "root" .root "name" $ref.name)) -}}
+{{- end -}}
+{{- toYaml $destination -}}
+{{- end -}}
+
+{{/* A delivery spec whose dead-letter sink is a shop.destination: (dict "root" $ "delivery" <delivery>). */}}
+{{- define "shop.delivery" -}}
+{{- $delivery := deepCopy .delivery -}}
+{{- with $delivery.deadLetterSink -}}
+{{- $_ := set $delivery "deadLetterSink" (include "shop.destination" (dict "root" $.root "destination" .) | fromYaml) -}}
+{{- end -}}
+{{- toYaml $delivery -}}
+{{- end -}}
+
+{{/*
+Who a Trigger's deliveries, replies and dead letters come from: the ServiceAccount Knative makes
+for it, `<trigger>-oidc-eventing.knative.dev-trigger` (dict "root" $ "name" <trigger>). Knative
+shortens one that would pass 63 characters with an md5 (kmeta.ChildName), which templates cannot
+compute, so the chart refuses Trigger names over 29 characters.
+*/}}
+{{- define "shop.triggerSubject" -}}
+{{- $suffix := "-oidc-eventing.knative.dev-trigger" -}}
+{{- $longest := sub 63 (len $suffix) -}}
+{{- if gt (len .name) (int $longest) -}}
+{{- fail (printf "senderIdentity: Trigger %s is longer than %d characters, so Knative hashes the name of its OIDC ServiceAccount (kmeta.ChildName), which the chart cannot compute: shorten the service's name or the event type" .name (int $longest)) -}}
+{{- end -}}
+{{- printf "system:serviceaccount:%s:%s%s" .root.Release.Namespace (lower .name) $suffix -}}
+{{- end -}}
+
+{{/* The service a Trigger dead-letters to ("" for none): its own delivery's sink, else the Broker's. */}}
+{{- define "shop.deadLetterServiceOf" -}}
+{{- $delivery := .trigger.delivery | default (include "shop.brokerDelivery" .root | fromYaml) -}}
+{{- with $delivery.deadLetterSink -}}
+{{- with .ref -}}
+{{- .name -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+OIDC_ALLOWED_SUBJECTS of a service, comma-separated: the Triggers that deliver to it and those
+whose dead-letter sink it is (dict "root" $ "name" <service>). Dead letters come as the
+Trigger too: the MTChannelBasedBroker routes them through its filter for that once OIDC is on
+(Knative 1.13+, knative/eventing#7480) rather than the channel sending them as the Trigger's
+Subscription, and the Kafka broker sends them as the Trigger.
+*/}}
+{{- define "shop.allowedSubjects" -}}
+{{- $root := .root -}}
+{{- $name := .name -}}
+{{- $subjects := list -}}
+{{- range $trigger := include "shop.triggers" $root | fromYamlArray -}}
+{{- $sink := include "shop.deadLetterServiceOf" (dict "root" $root "trigger" $trigger) -}}
+{{- if or (eq $trigger.subscriber $name) (eq $sink $name) -}}
+{{- $subjects = append $subjects (include "shop.triggerSubject" (dict "root" $root "name" $trigger.name)) -}}
+{{- end -}}
+{{- end -}}
+{{- join "," $subjects -}}
+{{- end -}}
+
+{{/*
 The topology document of an observing service (TOPOLOGY): the Broker and its Triggers as JSON,
 in the one shape wire/topology.schema.json defines (tests/chart validate it): Knative's field
 names, destinations as Knative Destinations.
@@ -202,7 +284,7 @@ Fails unless the cluster serves every API the chart renders; `helm template` nee
 {{- if .Values.eventTypes.enabled -}}
 {{- $needed = append $needed "eventing.knative.dev/v1beta3" -}}
 {{- end -}}
-{{- if .Values.eventPolicy.enabled -}}
+{{- if or .Values.eventPolicy.enabled .Values.senderIdentity.enabled -}}
 {{- $needed = append $needed "eventing.knative.dev/v1alpha1" -}}
 {{- end -}}
 {{- $missing := list -}}

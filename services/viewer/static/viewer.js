@@ -40,6 +40,40 @@ async function api(path, options = {}) {
   return { ok: response.ok, status: response.status, body };
 }
 
+// Write actions (send, redeliver, discard) --------------------------------------------------
+// The viewer allows them as VIEWER_WRITE_ACTIONS says (/api/status `write_actions`): "off"
+// disables their controls, "token" asks for the token once per tab and sends it as a bearer.
+
+const WRITES_OFF = "Write actions are off on this viewer (VIEWER_WRITE_ACTIONS=off): it only shows events.";
+const TOKEN_KEY = "shop.viewer.writeToken";
+
+function writesOff() {
+  return state.config?.write_actions === "off";
+}
+
+function writeControl(button) {
+  if (writesOff()) {
+    button.disabled = true;
+    button.title = WRITES_OFF;
+  }
+  return button;
+}
+
+// A write request: with the bearer token in token mode, asked for when the tab has none.
+async function write(path, options = {}) {
+  const headers = { ...(options.headers || {}) };
+  if (state.config?.write_actions === "token") {
+    let token = sessionStorage.getItem(TOKEN_KEY);
+    if (!token) token = (prompt("This viewer's write token (VIEWER_WRITE_ACTIONS=token):") || "").trim();
+    if (!token) return { ok: false, status: 401, body: { error: "no write token given" } };
+    sessionStorage.setItem(TOKEN_KEY, token);
+    headers.Authorization = `Bearer ${token}`;
+  }
+  const answer = await api(path, { ...options, headers });
+  if (answer.status === 401) sessionStorage.removeItem(TOKEN_KEY);
+  return answer;
+}
+
 function hue(text) {
   let hash = 0;
   for (const char of text) hash = (hash * 31 + char.codePointAt(0)) >>> 0;
@@ -290,7 +324,7 @@ async function sendEvent(form) {
   }
   result.className = "muted";
   result.textContent = "sending…";
-  const { ok, status, body } = await api("/api/send", {
+  const { ok, status, body } = await write("/api/send", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify(payload),
@@ -445,8 +479,8 @@ function deadLetterRow(item) {
     el("td", { class: "mono", title: item.error_data || "" }, (item.error_data || "").slice(0, 60)),
     el("td", { class: `state-${status}` }, item.redelivered_at ? `redelivered ${clock(item.redelivered_at)}` : "pending"),
     el("td", {},
-      el("button", { type: "button", class: "small", onclick: (e) => { e.stopPropagation(); redeliver(item.id); } }, "Redeliver"), " ",
-      el("button", { type: "button", class: "small danger", onclick: (e) => { e.stopPropagation(); discard(item.id); } }, "Discard")));
+      writeControl(el("button", { type: "button", class: "small", onclick: (e) => { e.stopPropagation(); redeliver(item.id); } }, "Redeliver")), " ",
+      writeControl(el("button", { type: "button", class: "small danger", onclick: (e) => { e.stopPropagation(); discard(item.id); } }, "Discard"))));
 }
 
 async function showDeadLetter(id) {
@@ -457,7 +491,7 @@ async function showDeadLetter(id) {
 }
 
 async function redeliver(id) {
-  const { ok, body } = await api(`/api/deadletters/${id}/redeliver`, { method: "POST" });
+  const { ok, body } = await write(`/api/deadletters/${id}/redeliver`, { method: "POST" });
   await loadDeadLetters();
   const message = $("#dead-letters-message");
   message.className = ok ? "ok" : "error";
@@ -468,7 +502,7 @@ async function redeliver(id) {
 }
 
 async function discard(id) {
-  const { ok, body } = await api(`/api/deadletters/${id}`, { method: "DELETE" });
+  const { ok, body } = await write(`/api/deadletters/${id}`, { method: "DELETE" });
   const message = $("#dead-letters-message");
   await loadDeadLetters();
   message.className = ok ? "ok" : "error";
@@ -481,7 +515,12 @@ async function loadConfig() {
   const { ok, body } = await api("/api/status");
   if (!ok) return;
   state.config = body;
-  if (!body.broker) {
+  if (writesOff()) {
+    writeControl($("#send-form button[type=submit]"));
+    const result = $("#send-result");
+    result.className = "muted";
+    result.textContent = WRITES_OFF;
+  } else if (!body.broker) {
     const result = $("#send-result");
     result.className = "muted";
     result.textContent = "The viewer has no broker to send to: set K_SINK or BROKER_URL.";
