@@ -30,10 +30,20 @@ log = logging.getLogger(__name__)
 
 
 class Refused(Problem):
-    """An event the ingress answers with an error status instead of accepting it."""
+    """An event the ingress answers with an error status instead of accepting it; `headers`
+    go on the answer (`WWW-Authenticate`, `Retry-After`)."""
 
-    def __init__(self, status: int, message: str, attribute: str | None = None) -> None:
-        super().__init__(status, message, attribute=attribute)
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        attribute: str | None = None,
+        *,
+        field: str | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        super().__init__(status, message, field=field, attribute=attribute)
+        self.headers = headers
 
 
 class Acceptor:

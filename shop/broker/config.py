@@ -29,6 +29,10 @@ MAX_WAITING_ACCEPTS = 10_000
 # local runs fits, and a soak at 500 events/s stays well under a gigabyte.
 DEFAULT_RETENTION_AGE = 3600.0
 DEFAULT_RETENTION_BYTES = 256 * 1024 * 1024
+# Sender identity: after a failed fetch of the issuer's keys, the next is tried this much later
+# (the ingress answers 503 with this Retry-After meanwhile): soon enough for an issuer that is
+# starting, rarely enough that refused tokens cannot make the broker hammer it.
+OIDC_REFETCH_SECONDS = 2.0
 
 _BYTE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
 _AGE_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
@@ -52,6 +56,20 @@ class BrokerConfig:
     retention_age: float = DEFAULT_RETENTION_AGE
     retention_bytes: int = DEFAULT_RETENTION_BYTES
     log_level: str = "INFO"
+    #: Sender identity (Knative's `authentication-oidc`): the issuer's URL and its private key
+    #: file; both or neither. With them, deliveries carry tokens and the ingress checks them.
+    oidc_issuer: str | None = None
+    oidc_key: Path | None = None
+    oidc_refetch: float = OIDC_REFETCH_SECONDS
+
+    def __post_init__(self) -> None:
+        if (self.oidc_issuer is None) != (self.oidc_key is None):
+            raise ValueError("sender identity needs both the OIDC issuer URL and its key file")
+
+    @property
+    def sender_identity(self) -> bool:
+        """Whether tokens are minted for deliveries and required at the ingress."""
+        return self.oidc_issuer is not None
 
     @property
     def database(self) -> Path:

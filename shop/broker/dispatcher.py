@@ -6,6 +6,11 @@ in either phase, ends the same way: done, retried later, on to the dead-letter p
 the local dead-letter table. A failed attempt does not hold a worker while it waits: the retry
 is scheduled on the loop's timer and re-queued when due. The rules (what is retried, how long to
 wait, the dead-letter extensions) come from `wire.knative`.
+
+With sender identity on, every attempt to a destination that names an audience carries a token
+of the Trigger's subject for it, and a subscriber's reply is authorized as if the Trigger had
+posted it to the broker's ingress (Knative's broker filter sends it there with the Trigger's
+token); a refused reply fails the attempt with 403, which is not retried.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import NamedTuple
 
 from shop.broker.acceptance import Acceptor, Refused
 from shop.broker.admission import TTL_ATTRIBUTE
+from shop.broker.authorization import Authorization, log_refusal
 from shop.broker.envelope import Envelope
 from shop.broker.http_client import encode_headers
 from shop.broker.metrics import BrokerMetrics
@@ -29,7 +35,10 @@ from shop.broker.outcomes import Attempt, Failure, OutcomeRecorder, Phase
 from shop.broker.routes import BrokerRoute, Routes, TriggerRoute
 from shop.broker.sender import AttemptResult, Sender
 from shop.broker.store import DeliveryState, PendingDelivery, State, StoreError, Unstorable
+from shop.broker.tokens import TokenMinter
+from wire.http_binding import WireEvent
 from wire.knative import is_retryable, next_wait
+from wire.oidc.subjects import trigger_subject
 
 log = logging.getLogger(__name__)
 # Looked up once: an Enum member costs a few hundred nanoseconds to look up on Python 3.11.
@@ -60,6 +69,14 @@ class Delivery:
         return cls(envelope, state.attempts, failure)
 
 
+@dataclass(frozen=True)
+class DeliveryIdentity:
+    """Sender identity on the delivery side: the tokens attempts carry, the replies' check."""
+
+    minter: TokenMinter
+    authorization: Authorization
+
+
 class Scheduled(NamedTuple):
     """A delivery to queue again, after `delay` seconds."""
 
@@ -80,6 +97,7 @@ class TriggerDispatcher:
         recorder: OutcomeRecorder,
         default_timeout: float,
         count: Callable[[int], None],
+        identity: DeliveryIdentity | None = None,
     ) -> None:
         self.route = route
         self._count = count
@@ -92,6 +110,8 @@ class TriggerDispatcher:
         self._trigger_headers = encode_headers(
             (("Prefer", "reply"), ("Kn-Namespace", route.namespace))
         )
+        self._identity = identity
+        self._subject = trigger_subject(route.namespace, route.name)
         self._queue: asyncio.Queue[Delivery] = asyncio.Queue()
         self._timers: set[asyncio.TimerHandle] = set()
         self._workers: list[asyncio.Task[None]] = []
@@ -180,15 +200,19 @@ class TriggerDispatcher:
         event as it came, the sink as stored with the dead-letter extensions; both requests
         carry the trigger's headers."""
         envelope = delivery.envelope
+        route = self.route
         if delivery.failure is None:
-            url = self.route.subscriber_url
+            url, audience = route.subscriber_url, route.subscriber_audience
             headers, body = envelope.request(self._structured)
         else:
-            assert self.route.dead_letter_url is not None
-            url = self.route.dead_letter_url
+            assert route.dead_letter_url is not None
+            url, audience = route.dead_letter_url, route.dead_letter_audience
             extensions = delivery.failure.extensions()
             headers, body = envelope.dead_letter_request(extensions, self._structured)
-        return url, headers + self._trigger_headers, body
+        headers += self._trigger_headers
+        if self._identity is not None and audience is not None:
+            headers += self._identity.minter.header(self._subject, audience)
+        return url, headers, body
 
     async def _route_reply(
         self, envelope: Envelope, result: AttemptResult
@@ -197,6 +221,10 @@ class TriggerDispatcher:
         assert result.reply is not None
         # The filter puts the hop counter back on the reply; the ingress then takes one off.
         reply = result.reply.with_attributes(**{TTL_ATTRIBUTE: envelope.ttl})
+        if self._identity is not None:
+            refused = self._authorize_reply(reply)
+            if refused is not None:
+                return None, refused
         try:
             stored = await self._acceptor.accept(
                 self._broker, reply, result.reply_headers, parent=(envelope.seq, self.route.key)
@@ -212,6 +240,20 @@ class TriggerDispatcher:
                 503, str(error).encode(), error=f"storing the reply failed: {error}"
             )
         return stored.seq, result
+
+    def _authorize_reply(self, reply: WireEvent) -> AttemptResult | None:
+        """The failed result of a reply the broker's authorization refuses (None: allowed)."""
+        assert self._identity is not None
+        broker = self._broker.key
+        reason = self._identity.authorization.refusal(broker, self._subject, reply.attributes)
+        if reason is None:
+            return None
+        why = f"the reply of a subscriber of {self.route.key}: {reason}"
+        log_refusal(broker, 403, why, reply.attributes, self._subject)
+        body = _json_body(Refused(403, reason).to_json())
+        return AttemptResult(
+            403, body, error=f"the broker refused the subscriber's reply: {reason}"
+        )
 
     def _conclude(self, delivery: Delivery, attempt: Attempt) -> Scheduled | None:
         """Record the attempt's outcome; what to queue next, or None: the delivery is finished."""
@@ -254,8 +296,10 @@ class Dispatcher:
         sender: Sender,
         metrics: BrokerMetrics,
         default_timeout: float,
+        identity: DeliveryIdentity | None = None,
     ) -> None:
         self._metrics = metrics
+        self._identity = identity
         self._triggers: dict[str, TriggerDispatcher] = {}
         self._routes = routes
         self._sender = sender
@@ -284,6 +328,7 @@ class Dispatcher:
                     recorder=recorder,
                     default_timeout=self._default_timeout,
                     count=functools.partial(self._count, route.key),
+                    identity=self._identity,
                 )
                 trigger.start()
                 self._triggers[route.key] = trigger

@@ -2,7 +2,9 @@
 
 Order (knative/eventing `pkg/broker/ingress/ingress_handler.go`): OPTIONS handshake; only POST;
 the path; the body must be a CloudEvent (binary or structured, not batched) and valid; then the
-broker must exist; then the hop counter; then the event is stored and the answer is 202.
+broker must exist; with sender identity on, the sender's token and its authorization
+(`shop.broker.authentication`, `shop.broker.authorization`); then the hop counter; then the event
+is stored and the answer is 202.
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from shop.broker.acceptance import Acceptor, Refused
 from shop.broker.admission import BadPath, broker_of_path, pass_through_headers
+from shop.broker.authentication import AUTHORIZATION, Authenticator
+from shop.broker.authorization import Authorization, log_refusal
 from shop.broker.http_server import JSON, Request, Response
 from shop.broker.metrics import BrokerMetrics
-from shop.broker.routes import Routes
+from shop.broker.routes import BrokerRoute, Routes
 from shop.broker.store import StoreError, Unstorable
 from wire.http_binding import Mode, WireEvent, content_mode, parse_request
 from wire.spec import InvalidEvent
@@ -31,6 +36,26 @@ _ACCEPTED = Response(202, headers=(("Allow", ALLOW),))
 _UNKNOWN = "unknown"
 
 
+@dataclass(frozen=True)
+class SenderCheck:
+    """Sender identity at the ingress: whose token it is, and whether that sender may send."""
+
+    authenticator: Authenticator
+    authorization: Authorization
+
+    async def check(self, broker: BrokerRoute, request: Request, event: WireEvent) -> None:
+        """Raise Refused (401, 403, 503) unless the request's sender may send this event."""
+        subject = None
+        try:
+            subject = await self.authenticator.subject(broker, request.header(AUTHORIZATION))
+            reason = self.authorization.refusal(broker.key, subject, event.attributes)
+            if reason is not None:
+                raise Refused(403, reason)
+        except Refused as refused:
+            log_refusal(broker.key, refused.status, refused.message, event.attributes, subject)
+            raise
+
+
 class Ingress:
     """The handler for every request that is not a GET of one of the broker's own endpoints."""
 
@@ -40,11 +65,13 @@ class Ingress:
         acceptor: Acceptor,
         metrics: BrokerMetrics,
         room: Callable[[], Awaitable[None]] | None = None,
+        senders: SenderCheck | None = None,
     ) -> None:
         self._routes = routes
         self._acceptor = acceptor
         self._metrics = metrics
         self._room = room
+        self._senders = senders
 
     async def handle(self, request: Request) -> Response:
         if request.method == "OPTIONS":
@@ -64,6 +91,11 @@ class Ingress:
         broker = self._routes.broker(namespace, name)
         if broker is None:
             return self._refuse(_UNKNOWN, Refused(404, f"broker {namespace}/{name} does not exist"))
+        if self._senders is not None:
+            try:
+                await self._senders.check(broker, request, event)
+            except Refused as refused:
+                return self._refuse(broker.key, refused)
         if self._room is not None:
             await self._room()
         try:
@@ -83,7 +115,7 @@ class Ingress:
         return Response(
             refused.status,
             json.dumps(refused.to_json()).encode(),
-            headers=(("Allow", ALLOW),),
+            headers=(("Allow", ALLOW), *refused.headers),
             content_type=JSON,
         )
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from shop.manifests import Broker, Topology, Trigger
 from wire.knative import DeliverySpec, Destination, KReference
+from wire.oidc.subjects import broker_audience
 from wire.spec import AttributeValue
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,9 @@ class TriggerRoute:
     matches: Predicate
     concurrency: int
     filter_spec: Mapping[str, object]
+    #: The OIDC audiences the subscriber and the dead-letter sink accept (None: no token).
+    subscriber_audience: str | None = None
+    dead_letter_audience: str | None = None
 
     @property
     def key(self) -> str:
@@ -159,6 +163,10 @@ def _trigger_route(
         filter_spec={
             key: trigger.spec[key] for key in ("filter", "filters") if key in trigger.spec
         },
+        subscriber_audience=resolver.audience(trigger.subscriber, trigger.namespace),
+        dead_letter_audience=(
+            None if dead_letter is None else resolver.audience(dead_letter, trigger.namespace)
+        ),
     )
 
 
@@ -172,6 +180,14 @@ class _Resolver:
 
     def broker_url(self, broker: Broker) -> str:
         return f"{self._base_url}/{broker.namespace}/{broker.name}"
+
+    def audience(self, destination: Destination, namespace: str) -> str | None:
+        """The OIDC audience a delivery to `destination` is for (Knative's resolver): the one
+        the Destination names, else a Broker's own; a Knative Service publishes none."""
+        ref = destination.ref
+        if destination.audience or ref is None or (ref.api_version, ref.kind) != BROKER:
+            return destination.audience
+        return broker_audience(ref.namespace or namespace, ref.name)
 
     def url(self, destination: Destination, trigger: Trigger, field: str) -> str:
         def address_of(ref: KReference, namespace: str) -> str:

@@ -9,14 +9,17 @@ import signal
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from shop.broker import log_output
 from shop.broker.acceptance import Acceptor
 from shop.broker.api import ObservabilityApi
+from shop.broker.authentication import Authenticator
+from shop.broker.authorization import Authorization, compile_authorization
 from shop.broker.config import BrokerConfig
-from shop.broker.dispatcher import Dispatcher
+from shop.broker.dispatcher import DeliveryIdentity, Dispatcher
 from shop.broker.http_server import HttpServer, Request, Response
-from shop.broker.ingress import ALLOW, Ingress
+from shop.broker.ingress import ALLOW, Ingress, SenderCheck
 from shop.broker.journal import Journal
 from shop.broker.metrics import BrokerMetrics
 from shop.broker.outcomes import OutcomeRecorder
@@ -24,8 +27,11 @@ from shop.broker.retention import Pruner, PruneStep, store_bytes
 from shop.broker.routes import RouteError, Routes, build_routes, load_endpoints
 from shop.broker.sender import Sender
 from shop.broker.store import Checkpointer, Writer, connect, load_pending
-from shop.manifests import ManifestError, load_topology
+from shop.broker.tokens import TokenMinter
+from shop.identity.issuer import LocalIssuer
+from shop.manifests import ManifestError, Topology, load_topology
 from wire.knative.filters import compile_trigger_filter
+from wire.oidc.keys import IssuerSettings, KeySet
 
 log = logging.getLogger("shop.broker")
 
@@ -38,16 +44,70 @@ class StartupError(Exception):
     """The broker cannot start (bad manifests, unresolvable subscriber, unusable state dir)."""
 
 
-def load_routes(config: BrokerConfig) -> Routes:
-    """The brokers and triggers of the manifests, resolved against the runner's endpoints."""
+@dataclass(frozen=True)
+class SenderIdentity:
+    """With `--oidc-issuer`/`--oidc-key`: the issuer that mints the Triggers' tokens, and the
+    compiled EventPolicies of every broker."""
+
+    issuer: LocalIssuer
+    authorization: Authorization
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What the broker serves, read once at start."""
+
+    routes: Routes
+    identity: SenderIdentity | None = None
+
+
+def load(config: BrokerConfig) -> Loaded:
+    """The brokers and triggers of the manifests, resolved against the runner's endpoints, and
+    with sender identity on, the issuer's key and the brokers' authorization."""
     try:
         topology = load_topology(config.manifests)
         endpoints = load_endpoints(config.endpoints_file)
-        return build_routes(
+        routes = build_routes(
             topology, endpoints, config.base_url, compile_trigger_filter, config.concurrency
         )
     except (ManifestError, RouteError) as error:
         raise StartupError(str(error)) from None
+    if config.oidc_issuer is None or config.oidc_key is None:
+        _say_identity_is_off(topology)
+        return Loaded(routes)
+    return Loaded(routes, _load_identity(config.oidc_issuer, config.oidc_key, topology))
+
+
+def _load_identity(issuer_url: str, key_file: Path, topology: Topology) -> SenderIdentity:
+    try:
+        # The key file is the issuer's (`shop up` makes it): one made here would sign tokens
+        # that no published JWKS verifies.
+        if not key_file.is_file():
+            raise OSError(f"{key_file} does not exist")
+        issuer = LocalIssuer.from_key_file(issuer_url, key_file)
+    except (OSError, ValueError) as error:
+        raise StartupError(f"cannot read the OIDC issuer's key (--oidc-key): {error}") from None
+    authorization = compile_authorization(topology)
+    for item in topology.not_ready:
+        if item.kind == "EventPolicy":
+            log.warning(
+                "EventPolicy %s/%s is not ready and applies to nothing: %s",
+                item.namespace,
+                item.name,
+                item.message,
+            )
+    for broker in authorization.brokers.values():
+        log.info("sender identity: broker %s admits by %s", broker.key, broker.describe())
+    return SenderIdentity(issuer, authorization)
+
+
+def _say_identity_is_off(topology: Topology) -> None:
+    if topology.features.oidc or topology.event_policies:
+        log.warning(
+            "sender identity is off (no --oidc-issuer/--oidc-key): deliveries carry no tokens, "
+            "the ingress checks none, and EventPolicies are not enforced, as in Knative "
+            "without authentication-oidc"
+        )
 
 
 @dataclass
@@ -101,7 +161,8 @@ class Backpressure:
             await self._room.wait()
 
 
-def _assemble(config: BrokerConfig, routes: Routes, loop: asyncio.AbstractEventLoop) -> _Parts:
+def _assemble(config: BrokerConfig, loaded: Loaded, loop: asyncio.AbstractEventLoop) -> _Parts:
+    routes = loaded.routes
     try:
         connection = connect(config.database, config.synchronous)
         pending = load_pending(connection)
@@ -110,7 +171,10 @@ def _assemble(config: BrokerConfig, routes: Routes, loop: asyncio.AbstractEventL
         raise StartupError(f"cannot open the broker store {config.database}: {error}") from None
     metrics = BrokerMetrics()
     sender = Sender()
-    dispatcher = Dispatcher(routes, sender, metrics, config.default_attempt_timeout)
+    delivery_identity, senders = _identity_parts(config, loaded)
+    dispatcher = Dispatcher(
+        routes, sender, metrics, config.default_attempt_timeout, delivery_identity
+    )
 
     def pruned(step: PruneStep) -> None:
         metrics.pruned(step.by_age, step.by_size, step.seconds)
@@ -129,7 +193,7 @@ def _assemble(config: BrokerConfig, routes: Routes, loop: asyncio.AbstractEventL
     api = ObservabilityApi(routes, Journal(config.database), metrics)
     backpressure = Backpressure(config, dispatcher, writer)
     backpressure.check()
-    ingress = Ingress(routes, acceptor, metrics, backpressure.room)
+    ingress = Ingress(routes, acceptor, metrics, backpressure.room, senders)
 
     async def handle(request: Request) -> Response:
         if request.method == "GET":
@@ -143,9 +207,25 @@ def _assemble(config: BrokerConfig, routes: Routes, loop: asyncio.AbstractEventL
     return _Parts(connection, writer, checkpointer, dispatcher, sender, server)
 
 
-async def serve(config: BrokerConfig, routes: Routes, stop: asyncio.Event) -> None:
+def _identity_parts(
+    config: BrokerConfig, loaded: Loaded
+) -> tuple[DeliveryIdentity | None, SenderCheck | None]:
+    """Sender identity for the dispatcher (tokens, replies) and the ingress (tokens, policies)."""
+    identity = loaded.identity
+    if identity is None:
+        return None, None
+    keys = KeySet(IssuerSettings(identity.issuer.url), min_refetch=config.oidc_refetch)
+    authenticator = Authenticator(keys, loaded.routes.brokers.values(), config.oidc_refetch)
+    return (
+        DeliveryIdentity(TokenMinter(identity.issuer), identity.authorization),
+        SenderCheck(authenticator, identity.authorization),
+    )
+
+
+async def serve(config: BrokerConfig, loaded: Loaded, stop: asyncio.Event) -> None:
     """Run the broker until `stop` is set, then shut it down in order."""
-    parts = _assemble(config, routes, asyncio.get_running_loop())
+    parts = _assemble(config, loaded, asyncio.get_running_loop())
+    routes = loaded.routes
     try:
         await parts.server.start(config.host, config.port)
         log.info(
@@ -169,7 +249,7 @@ def run(config: BrokerConfig) -> int:
     """Run a broker process in the foreground; the exit code (0 after SIGTERM/SIGINT)."""
     log_handler = log_output.configure(config.log_level)
     try:
-        routes = load_routes(config)
+        loaded = load(config)
     except StartupError as error:
         log.error("cannot start the broker: %s", error)
         return 2
@@ -181,7 +261,7 @@ def run(config: BrokerConfig) -> int:
             loop.add_signal_handler(number, stop.set)
         flusher = asyncio.create_task(log_output.flush_forever(log_handler))
         try:
-            await serve(config, routes, stop)
+            await serve(config, loaded, stop)
         finally:
             flusher.cancel()
             await asyncio.gather(flusher, return_exceptions=True)

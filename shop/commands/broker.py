@@ -88,8 +88,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "or with K, M or G (default 256M)"
         ),
     )
+    parser.add_argument(
+        "--oidc-issuer",
+        metavar="URL",
+        help=(
+            "sender identity, as Knative's authentication-oidc: the OIDC issuer whose tokens "
+            "the ingress accepts (its discovery document and JWKS are fetched from URL); "
+            "needs --oidc-key"
+        ),
+    )
+    parser.add_argument(
+        "--oidc-key",
+        type=Path,
+        metavar="FILE",
+        help=(
+            "the issuer's private key (PEM), with which every delivery to a destination that "
+            "names an audience gets its Trigger's token; needs --oidc-issuer"
+        ),
+    )
     parser.add_argument("--log-level", default="INFO")
-    parser.set_defaults(func=_run)
+    parser.set_defaults(func=_run, parser=parser)
 
 
 def _argument(parse: Callable[[str], T]) -> Callable[[str], T]:
@@ -107,6 +125,9 @@ def _argument(parse: Callable[[str], T]) -> Callable[[str], T]:
 def _run(args: argparse.Namespace) -> int:
     from shop.broker.server import run
 
+    if (args.oidc_issuer is None) != (args.oidc_key is None):
+        args.parser.error("--oidc-issuer and --oidc-key go together (both or neither)")
+
     return run(
         BrokerConfig(
             manifests=args.manifests,
@@ -120,5 +141,7 @@ def _run(args: argparse.Namespace) -> int:
             retention_age=args.retention_age,
             retention_bytes=args.retention_bytes,
             log_level=args.log_level.upper(),
+            oidc_issuer=args.oidc_issuer,
+            oidc_key=args.oidc_key,
         )
     )

@@ -156,11 +156,11 @@ def _admit_filters(spec: Fields) -> None:
     try:
         compile_trigger_filter(spec.values)
     except FilterError as error:
-        path, message = _filter_error_location(error)
+        path, message = filter_error_location(error)
         raise spec.context.error(path, message) from None
 
 
-def _filter_error_location(error: ValueError) -> tuple[str, str]:
+def filter_error_location(error: ValueError) -> tuple[str, str]:
     """The full field path and the bare message of a FilterError (its path is within spec)."""
     raw_path = getattr(error, "path", None)
     inner = str(raw_path) if raw_path else ""

@@ -101,11 +101,14 @@ def _subject(subject: Fields, namespace: str) -> Subject:
         namespace=subject.text("namespace") or namespace,
         name=subject.required_text("name") if has_name else None,
         match_labels=selector.text_map("matchLabels") if has_selector else None,
-        match_expressions=tuple(_requirement(item) for item in selector.items("matchExpressions")),
+        match_expressions=tuple(
+            read_requirement(item) for item in selector.items("matchExpressions")
+        ),
     )
 
 
-def _requirement(item: Fields) -> LabelRequirement:
+def read_requirement(item: Fields) -> LabelRequirement:
+    """Admit one `matchExpressions` entry of a label selector (LabelSelectorAsSelector's rules)."""
     operator = item.required_text("operator")
     if operator not in _OPERATORS:
         raise item.error("operator", f"{operator!r} is not one of {', '.join(_OPERATORS)}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -18,12 +18,21 @@ from shop.manifests.eventing import (
     read_event_type,
     read_trigger,
 )
+from shop.manifests.features import Features, read_features
 from shop.manifests.fields import describe
 from shop.manifests.objects import ManifestObject, Metadata, read_metadata
+from shop.manifests.policies import (
+    SINK_BINDING_KIND,
+    TRIGGER_KIND,
+    EventPolicy,
+    group_of,
+    read_event_policy,
+    sender_subject,
+)
 from shop.manifests.reading import Document, manifest_files, read_documents
 from shop.manifests.serving import Service, read_service
 from shop.manifests.sources import SinkBinding, read_sink_binding
-from wire.knative import DeliverySpec, Destination, effective_delivery
+from wire.knative import DeliverySpec, Destination, KReference, effective_delivery
 
 T = TypeVar("T", bound=ManifestObject)
 
@@ -64,6 +73,8 @@ class Topology:
     event_types: tuple[EventType, ...] = ()
     config_maps: tuple[ConfigMap, ...] = ()
     secrets: tuple[Secret, ...] = ()
+    event_policies: tuple[EventPolicy, ...] = ()
+    features: Features = field(default_factory=Features)
     ignored: tuple[Ignored, ...] = ()
     not_ready: tuple[NotReady, ...] = ()
 
@@ -120,6 +131,31 @@ class Topology:
             {(item.namespace, item.name): item for item in self.secrets},
         )
 
+    def event_policies_for(self, broker: Broker) -> tuple[EventPolicy, ...]:
+        """The ready EventPolicies that apply to `broker`, by name (the Broker's status.policies).
+
+        A policy whose `from` cannot be resolved is not ready, and Knative leaves it out: if no
+        other policy applies, the default authorization mode does.
+        """
+        return tuple(
+            sorted(
+                (
+                    policy
+                    for policy in self.event_policies
+                    if policy.applies_to(BROKER_API_VERSION, broker)
+                    and not _unresolved_senders(self, policy)
+                ),
+                key=lambda policy: policy.name,
+            )
+        )
+
+    def senders_of(self, policy: EventPolicy) -> tuple[str, ...]:
+        """The subject patterns of a policy's `from`, refs resolved (the policy's status.from)."""
+        return tuple(
+            sender_subject(source.ref) if source.ref is not None else source.sub or ""
+            for source in policy.sources
+        )
+
     def can_resolve(self, destination: Destination, namespace: str) -> bool:
         """Whether `shop up` can deliver to a Destination: a URI, or a ref to a ksvc or Broker."""
         ref = destination.ref
@@ -139,6 +175,7 @@ _KINDS: dict[tuple[str, str], tuple[tuple[str, ...], Callable[[Metadata], Manife
     ("eventing.knative.dev", "EventType"): (("v1", "v1beta3", "v1beta2"), read_event_type),
     ("serving.knative.dev", "Service"): (("v1",), read_service),
     ("sources.knative.dev", "SinkBinding"): (("v1",), read_sink_binding),
+    ("eventing.knative.dev", "EventPolicy"): (("v1alpha1",), read_event_policy),
     ("", "ConfigMap"): (("v1",), read_config_map),
     ("", "Secret"): (("v1",), read_secret),
 }
@@ -167,14 +204,17 @@ def load_topology(directory: Path) -> Topology:
                 )
             seen[key] = obj
             admitted.append(obj)
+    config_maps = _of(admitted, ConfigMap)
     topology = Topology(
         brokers=_of(admitted, Broker),
         triggers=_of(admitted, Trigger),
         services=_of(admitted, Service),
         sink_bindings=_of(admitted, SinkBinding),
         event_types=_of(admitted, EventType),
-        config_maps=_of(admitted, ConfigMap),
+        config_maps=config_maps,
         secrets=_of(admitted, Secret),
+        event_policies=_of(admitted, EventPolicy),
+        features=read_features(config_maps),
         ignored=tuple(ignored),
     )
     return replace(topology, not_ready=_not_ready(topology))
@@ -233,7 +273,36 @@ def _not_ready(topology: Topology) -> tuple[NotReady, ...]:
         problem = _unresolved(topology, binding.sink, binding.namespace)
         if problem is not None:
             found.append(_condition(binding, "SinkNotResolved", problem))
+    for policy in topology.event_policies:
+        missing = _unresolved_senders(topology, policy)
+        if missing:
+            message = f"spec.from: {'; '.join(missing)} (the policy applies to nothing)"
+            found.append(_condition(policy, "SubjectsNotResolved", message))
     return tuple(found)
+
+
+def _unresolved_senders(topology: Topology, policy: EventPolicy) -> list[str]:
+    """Why the Triggers and SinkBindings a policy's `from` refers to cannot be resolved.
+
+    Knative reads a ref's identity from the object's status; one that does not exist leaves
+    the policy not ready. Other kinds (sources `shop up` does not run) resolve by name alone.
+    """
+    refs = (source.ref for source in policy.sources if source.ref is not None)
+    return [
+        f"{ref.kind} {ref.namespace}/{ref.name} does not exist"
+        for ref in refs
+        if not _exists(topology, ref)
+    ]
+
+
+def _exists(topology: Topology, ref: KReference) -> bool:
+    namespace, name = ref.namespace or "", ref.name
+    kind = (group_of(ref.api_version), ref.kind)
+    if kind == TRIGGER_KIND:
+        return _named(topology.triggers, namespace, name) is not None
+    if kind == SINK_BINDING_KIND:
+        return _named(topology.sink_bindings, namespace, name) is not None
+    return True
 
 
 def _condition(obj: ManifestObject, reason: str, message: str) -> NotReady:

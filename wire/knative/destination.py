@@ -35,10 +35,15 @@ class KReference:
 
 @dataclass(frozen=True)
 class Destination:
-    """Where events go: an object reference, a URI, or a ref plus a relative URI appended to it."""
+    """Where events go: an object reference, a URI, or a ref plus a relative URI appended to it.
+
+    `audience` is the OIDC audience the receiver accepts: with sender identity on, a delivery to
+    a Destination that names one carries a token for it, one that names none carries no token.
+    """
 
     ref: KReference | None = None
     uri: str | None = None
+    audience: str | None = None
 
     @classmethod
     def from_manifest(cls, obj: object, path: str) -> Destination:
@@ -50,6 +55,7 @@ class Destination:
         fields = _mapping(obj, path)
         ref = KReference.from_manifest(fields["ref"], f"{path}.ref") if fields.get("ref") else None
         uri = _optional_string(fields, "uri", path) or None
+        audience = _optional_string(fields, "audience", path) or None
         if ref is None and uri is None:
             raise FieldError(path, "expected at least one of ref and uri, got neither")
         if uri is not None:
@@ -61,7 +67,7 @@ class Destination:
                 raise FieldError(
                     f"{path}.uri", f"{uri!r}: a URI next to a ref must be relative (a path)"
                 )
-        return cls(ref=ref, uri=uri)
+        return cls(ref=ref, uri=uri, audience=audience)
 
     def resolve(
         self, namespace: str, address_of: Callable[[KReference, str], str | None]

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.support.broker_process import BrokerProcess
+from tests.support.oidc import oidc_issuer  # noqa: F401  (the sender identity tests' issuer)
 from tests.support.scripted_subscriber import Script, ScriptedSubscriber
 
 StartBroker = Callable[..., BrokerProcess]
