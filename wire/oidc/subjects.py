@@ -14,8 +14,8 @@ from dataclasses import dataclass
 SERVICE_ACCOUNT_PREFIX = "system:serviceaccount"
 _LONGEST_NAME = 63
 _HEAD = _LONGEST_NAME - 32  # what is kept of a long parent name before its md5 (kmeta.ChildName)
-TRIGGER_SUFFIX = "-oidc-eventing.knative.dev-trigger"
-SINK_BINDING_SUFFIX = "-oidc-sources.knative.dev-sinkbinding"
+TRIGGER_SUFFIX = "-oidc-eventing.knative.dev-Trigger"
+SINK_BINDING_SUFFIX = "-oidc-sources.knative.dev-SinkBinding"
 
 
 def child_name(parent: str, suffix: str) -> str:

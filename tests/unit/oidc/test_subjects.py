@@ -135,3 +135,10 @@ def test_same_namespace_is_a_service_account_of_that_namespace() -> None:
     assert same_namespace("system:serviceaccount:shop:order", "shop")
     assert not same_namespace("system:serviceaccount:shopping:order", "shop")
     assert not same_namespace("system:serviceaccounts:shop", "shop")
+
+
+def test_a_long_name_is_hashed_with_the_kind_as_knative_spells_it() -> None:
+    # GetOIDCServiceAccountNameForResource hashes `-oidc-<group>-<Kind>`, then lowercases.
+    digest = hashlib.md5(b"x" * 40 + b"-oidc-eventing.knative.dev-Trigger").hexdigest()
+    assert digest == "abc817fe84c544893c6cfbe8ab016b25"
+    assert trigger_subject("shop", "x" * 40) == f"system:serviceaccount:shop:{'x' * 31}{digest}"
