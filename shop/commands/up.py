@@ -81,6 +81,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="SECONDS",
         help="after SIGTERM, wait this long before SIGKILL (5)",
     )
+    parser.add_argument(
+        "--oidc",
+        action="store_true",
+        help=(
+            "sender identity, as Knative's `authentication-oidc` feature: a local issuer, tokens "
+            "on every delivery, EventPolicies at the broker (also on when the manifests' "
+            "config-features ConfigMap enables it; docs/security.md)"
+        ),
+    )
     parser.set_defaults(func=_run)
 
 
@@ -105,6 +114,7 @@ def _run(args: argparse.Namespace) -> int:
             ready_timeout=args.ready_timeout,
             stop_grace=args.stop_grace,
             cwd=cwd,
+            oidc=args.oidc,
         ),
         echo=LogEcho(args.log_format) if args.log_format else None,
     )

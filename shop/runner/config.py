@@ -62,6 +62,8 @@ class UpConfig:
     # The interpreter that runs `shop up`; its bin directory (the project's virtual environment)
     # goes first on every process's PATH, and it runs the broker.
     python: str = sys.executable
+    # Knative's `authentication-oidc` feature, whatever the manifests' config-features say.
+    oidc: bool = False
 
     @property
     def run_dir(self) -> Path:

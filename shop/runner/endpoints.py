@@ -9,6 +9,7 @@ One flat JSON object of strings, so that `jq -r .order` works and the broker rea
     "<ns>/<service>"       each Knative Service's base URL
     "smtp"                 the local SMTP server (smtp://127.0.0.1:<port>)
     "maildir"              the Maildir it delivers to
+    "oidc"                 the local OIDC issuer, when sender identity is on
     "pid"                  the pid of the `shop up` that wrote it: the CLI tells a live run
                            from one that ended by it (shop.inspect.endpoints.local_shop)
 """
@@ -26,11 +27,17 @@ from shop.runner.addresses import LocalAddresses
 # Bare keys the runner itself uses; a Knative Service with one of these names is reachable
 # under its `namespace/name` key only.
 PID_KEY = "pid"
-RESERVED_KEYS = frozenset({"broker", "smtp", "maildir", PID_KEY})
+RESERVED_KEYS = frozenset({"broker", "smtp", "maildir", "oidc", PID_KEY})
 
 
 def endpoints_document(
-    topology: Topology, addresses: LocalAddresses, smtp_url: str, maildir: Path, *, pid: int
+    topology: Topology,
+    addresses: LocalAddresses,
+    smtp_url: str,
+    maildir: Path,
+    *,
+    pid: int,
+    issuer: str | None = None,
 ) -> dict[str, str]:
     """The endpoints.json content for a topology whose processes are at `addresses`.
 
@@ -48,6 +55,8 @@ def endpoints_document(
         document[f"{service.namespace}/{service.name}"] = url
     document["smtp"] = smtp_url
     document["maildir"] = str(maildir)
+    if issuer is not None:
+        document["oidc"] = issuer
     document[PID_KEY] = str(pid)
     return document
 

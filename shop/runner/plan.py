@@ -10,6 +10,8 @@ Every rule of how a pod's environment becomes a local process's environment live
 4. the profile's `replace`, for variables the manifest defines;
 5. what Knative and the SinkBinding inject: PORT, K_SERVICE, K_CONFIGURATION, K_REVISION,
    K_SINK, K_CE_OVERRIDES, and HOST=127.0.0.1 so nothing listens beyond this machine;
+   with sender identity on, the local issuer as OIDC_ISSUER and the SinkBinding's token file
+   as OIDC_TOKEN_FILE (`shop.runner.identity`);
 6. PATH with the project's virtual environment's bin directory first;
 7. `--env SERVICE:KEY=VALUE`.
 """
@@ -26,6 +28,7 @@ from pathlib import Path
 from shop.manifests import Service, Topology, expand_references
 from shop.runner.addresses import LOCAL_HOST, LocalAddresses
 from shop.runner.config import EnvOverride, UpConfig
+from shop.runner.identity import LocalIdentity
 from shop.runner.profile import LocalProfile, fill
 
 _CONTAINERS = "spec.template.spec.containers"
@@ -138,6 +141,7 @@ def service_environment(
     environ: Mapping[str, str],
     venv_bin: Path,
     overrides: Sequence[EnvOverride] = (),
+    identity: LocalIdentity | None = None,
 ) -> dict[str, str]:
     """The whole environment of a Knative Service's local process (see the module docstring)."""
     placeholders = context.placeholders(service.name, service.namespace, port)
@@ -162,6 +166,8 @@ def service_environment(
         }
     )
     env.update(sink_environment(topology, service, addresses))
+    if identity is not None:
+        identity.environment(service, env)
     path = env.get("PATH") or os.defpath
     env["PATH"] = os.pathsep.join([str(venv_bin), path])
     env.update(
@@ -228,6 +234,7 @@ def plan_service(
     context: LocalContext,
     config: UpConfig,
     environ: Mapping[str, str],
+    identity: LocalIdentity | None = None,
 ) -> ProcessPlan:
     """The process of one Knative Service."""
     env = service_environment(
@@ -240,6 +247,7 @@ def plan_service(
         environ=environ,
         venv_bin=config.venv_bin,
         overrides=config.env_overrides,
+        identity=identity,
     )
     url = addresses.url_of(service)
     return ProcessPlan(
@@ -253,7 +261,11 @@ def plan_service(
 
 
 def plan_broker(
-    config: UpConfig, profile: LocalProfile, context: LocalContext, environ: Mapping[str, str]
+    config: UpConfig,
+    profile: LocalProfile,
+    context: LocalContext,
+    environ: Mapping[str, str],
+    identity: LocalIdentity | None = None,
 ) -> ProcessPlan:
     """The local broker: `shop broker` with this interpreter, serving every Broker on --port.
 
@@ -278,6 +290,7 @@ def plan_broker(
         str(config.state_dir),
         "--endpoints",
         str(config.endpoints_file),
+        *(identity.broker_arguments() if identity is not None else ()),
     )
     return ProcessPlan(name="broker", argv=argv, env=env, url=url, health_url=f"{url}/healthz")
 

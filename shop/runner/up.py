@@ -27,6 +27,14 @@ from shop.runner.config import UpConfig
 from shop.runner.console import Console, LogEcho
 from shop.runner.endpoints import endpoints_document, shadowed_services, write_json
 from shop.runner.health import HealthProbe, wait_until_ready
+from shop.runner.identity import (
+    IdentityError,
+    IdentityRuntime,
+    LocalIdentity,
+    check_verifiers_have_an_issuer,
+    oidc_requested,
+    plan_identity,
+)
 from shop.runner.mail import NAME as MAIL_NAME
 from shop.runner.mail import LocalMailServer, listening_socket
 from shop.runner.plan import (
@@ -61,6 +69,13 @@ class _Prepared:
     table: list[str]
     smtp_socket: socket.socket
     lock: int
+    identity: LocalIdentity | None = None
+    identity_socket: socket.socket | None = None
+
+    def close_sockets(self) -> None:
+        self.smtp_socket.close()
+        if self.identity_socket is not None:
+            self.identity_socket.close()
 
 
 def run(
@@ -80,13 +95,20 @@ def run(
     console = Console.for_stream(stdout or sys.stdout, environ, echo)
     try:
         prepared = _prepare(config, console, environ)
-    except (ManifestError, ProfileError, PlanError, CannotStart, NoFreePort) as error:
+    except (
+        ManifestError,
+        ProfileError,
+        PlanError,
+        IdentityError,
+        CannotStart,
+        NoFreePort,
+    ) as error:
         console.error(str(error))
         return EXIT_CANNOT_START
     try:
         return asyncio.run(_serve(config, prepared, console, policy or RestartPolicy()))
     finally:
-        prepared.smtp_socket.close()
+        prepared.close_sockets()
         os.close(prepared.lock)
 
 
@@ -99,10 +121,13 @@ def _prepare(config: UpConfig, console: Console, environ: Mapping[str, str]) -> 
     if topology.brokers:
         _check_port_free(config.port)
     smtp_socket = listening_socket()
+    identity_socket = listening_socket() if oidc_requested(topology, config.oidc) else None
     try:
-        return _plan(config, topology, profile, smtp_socket, environ)
+        return _plan(config, topology, profile, smtp_socket, identity_socket, environ=environ)
     except BaseException:
         smtp_socket.close()
+        if identity_socket is not None:
+            identity_socket.close()
         raise
 
 
@@ -111,6 +136,8 @@ def _plan(
     topology: Topology,
     profile: LocalProfile,
     smtp_socket: socket.socket,
+    identity_socket: socket.socket | None,
+    *,
     environ: Mapping[str, str],
 ) -> _Prepared:
     addresses = LocalAddresses(
@@ -127,6 +154,11 @@ def _plan(
         broker_url=addresses.broker_url(first.namespace, first.name) if first else "",
         cwd=config.cwd,
     )
+    identity = (
+        plan_identity(topology, config.state_dir, identity_socket)
+        if identity_socket is not None
+        else None
+    )
     names = display_names(topology.services)
     plans = [
         plan_service(
@@ -139,24 +171,34 @@ def _plan(
             context=context,
             config=config,
             environ=environ,
+            identity=identity,
         )
         for service in topology.services
     ]
+    if identity is None:
+        check_verifiers_have_an_issuer({plan.name: plan.env for plan in plans})
     if topology.brokers:
-        plans.insert(0, plan_broker(config, profile, context, environ))
+        plans.insert(0, plan_broker(config, profile, context, environ, identity))
     lock = _lock_state_dir(config)
     try:
         for folder in (config.logs_dir, config.state_dir / "data"):
             folder.mkdir(parents=True, exist_ok=True)
         write_json(
             config.endpoints_file,
-            endpoints_document(topology, addresses, smtp_url, config.maildir, pid=os.getpid()),
+            endpoints_document(
+                topology,
+                addresses,
+                smtp_url,
+                config.maildir,
+                pid=os.getpid(),
+                issuer=identity.url if identity is not None else None,
+            ),
         )
     except BaseException:
         os.close(lock)
         raise
     table = render(rows(topology, addresses, names, smtp_url, str(config.maildir)))
-    return _Prepared(topology, plans, table, smtp_socket, lock)
+    return _Prepared(topology, plans, table, smtp_socket, lock, identity, identity_socket)
 
 
 def _choose_ports(topology: Topology, config: UpConfig) -> dict[tuple[str, str], int]:
@@ -278,6 +320,10 @@ async def _serve(
     for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(number, run.on_signal, number)
     console.status(f"{MAIL_NAME} listening at {mail.url}, keeping mail in {config.maildir}")
+    identity: IdentityRuntime | None = None
+    if prepared.identity is not None and prepared.identity_socket is not None:
+        identity = IdentityRuntime(prepared.identity, prepared.identity_socket, console)
+        await identity.start()
     async with HealthProbe() as probe:
         run.processes = [
             ManagedProcess(
@@ -305,6 +351,8 @@ async def _serve(
             await asyncio.gather(*(process.stop(config.stop_grace) for process in run.processes))
             await asyncio.gather(*tasks, return_exceptions=True)
             await mail.close()
+            if identity is not None:
+                await identity.close()
             run.watchdog.close()
             config.processes_file.unlink(missing_ok=True)
             console.status("stopped")
