@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import io
 import json
 import os
 from pathlib import Path
 
+import jwt
+
 from shop.manifests import load_topology
 from shop.runner.config import UpConfig
 from shop.runner.console import Console
-from shop.runner.identity import oidc_requested, plan_identity
+from shop.runner.identity import IdentityRuntime, oidc_requested, plan_identity
 from shop.runner.mail import listening_socket
 from shop.runner.up import EXIT_CANNOT_START, _prepare, run
 from tests.support.processes import free_port
@@ -110,3 +114,41 @@ def test_with_the_switch_the_broker_mints_and_the_services_verify_against_the_lo
     finally:
         prepared.close_sockets()
         os.close(prepared.lock)
+
+
+def test_token_files_are_rewritten_before_their_tokens_expire(tmp_path: Path) -> None:
+    topology = load_topology(
+        write_manifests(
+            tmp_path / "m",
+            [
+                broker_manifest(),
+                echo_service("producer"),
+                sink_binding("producer-broker", BROKER_REF, subject_name="producer"),
+            ],
+        )
+    )
+
+    async def watch() -> tuple[str, str, str]:
+        with listening_socket() as sock:
+            planned = plan_identity(topology, tmp_path / "state", sock)
+            identity = dataclasses.replace(planned, lifetime=1.0)
+            runtime = IdentityRuntime(identity, sock, Console.for_stream(io.StringIO(), {}, None))
+            await runtime.start()
+            try:
+                [token_file] = identity.token_files.values()
+                first = token_file.path.read_text()
+                second = first
+                for _ in range(50):  # rewritten once half the lifetime has passed (0.5 s)
+                    await asyncio.sleep(0.1)
+                    second = token_file.path.read_text()
+                    if second != first:
+                        break
+                return first, second, runtime.issuer.url
+            finally:
+                await runtime.close()
+
+    first, second, url = asyncio.run(watch())
+    assert first != second
+    claims = jwt.decode(second, options={"verify_signature": False})
+    assert claims["iss"] == url and claims["exp"] - claims["iat"] == 1
+    assert claims["sub"].endswith(":producer-broker-oidc-sources.knative.dev-sinkbinding")
