@@ -48,8 +48,13 @@ def create_service(
     migrations: History | None = None,
     stateless: bool = False,
     resources: Mapping[ResourceKey[Any], object] | None = None,
+    partition_by_subject: bool = False,
 ) -> Service:
-    """A service named `name` with its handlers; configuration from the environment by default."""
+    """A service named `name` with its handlers; configuration from the environment by default.
+
+    `partition_by_subject`: every event it sends carries its subject as `partitionkey` too (the
+    saga's services: the order id, which keeps an order's events in order on a Kafka broker).
+    """
     return Service(
         config or KitConfig.from_env(name),
         handlers,
@@ -58,4 +63,5 @@ def create_service(
         migrations=migrations,
         stateless=stateless,
         resources=resources,
+        partition_by_subject=partition_by_subject,
     )

@@ -11,7 +11,12 @@ from typing import Any
 
 from kit.schemas import SchemaRegistry
 from wire.http_binding import WireEvent, to_binary
-from wire.spec import AttributeValue, check_attribute_name, format_time
+from wire.spec import (
+    PARTITION_KEY_EXTENSION,
+    AttributeValue,
+    check_attribute_name,
+    format_time,
+)
 
 
 @dataclass(frozen=True)
@@ -41,9 +46,18 @@ class Message:
 
 
 def build_event(
-    new: NewEvent, *, source: str, schemas: SchemaRegistry, traceparent: str
+    new: NewEvent,
+    *,
+    source: str,
+    schemas: SchemaRegistry,
+    traceparent: str,
+    partition_by_subject: bool = False,
 ) -> WireEvent:
-    """The event `new` as this service sends it, its data checked against the schema of its type."""
+    """The event `new` as this service sends it, its data checked against the schema of its type.
+
+    With `partition_by_subject` its subject is also its `partitionkey` (unless `new` sets one),
+    so that a Kafka broker keeps the events of one subject in order.
+    """
     schemas.validate(new.type, new.data)
     attributes: dict[str, AttributeValue] = {
         "specversion": "1.0",
@@ -59,6 +73,8 @@ def build_event(
         attributes["dataschema"] = schema_uri
     if new.subject:
         attributes["subject"] = new.subject
+        if partition_by_subject:
+            attributes[PARTITION_KEY_EXTENSION] = new.subject
     for name, value in new.extensions.items():
         check_attribute_name(name)
         attributes[name] = str(value)

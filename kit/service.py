@@ -145,6 +145,7 @@ class Transaction:
             source=self._service.config.source,
             schemas=self._service.schemas,
             traceparent=child_traceparent(self.traceparent),
+            partition_by_subject=self._service.partition_by_subject,
         )
 
     def emit(self, new: NewEvent) -> str:
@@ -187,6 +188,7 @@ class Service:
         migrations: History | None = None,
         stateless: bool = False,
         resources: Mapping[ResourceKey[Any], object] | None = None,
+        partition_by_subject: bool = False,
     ) -> None:
         if metadata is not None and migrations is not None:
             raise ValueError("a service with a migration history has the history's metadata")
@@ -194,6 +196,8 @@ class Service:
         self.name = config.service
         self.handlers = handlers
         self.schemas = schemas
+        #: Every event it sends carries its subject as `partitionkey` too (kit/outgoing.py).
+        self.partition_by_subject = partition_by_subject
         self._resources: dict[ResourceKey[Any], object] = dict(resources or {})
         self._metadata = metadata
         self._migrations = migrations

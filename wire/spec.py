@@ -19,6 +19,9 @@ SPECVERSION = "1.0"
 REQUIRED_ATTRIBUTES = ("id", "source", "specversion", "type")
 OPTIONAL_ATTRIBUTES = ("datacontenttype", "dataschema", "subject", "time")
 CONTEXT_ATTRIBUTES = frozenset(REQUIRED_ATTRIBUTES + OPTIONAL_ATTRIBUTES)
+# The Partitioning extension (CloudEvents extensions/partitioning.md): events with the same key
+# belong together; the Kafka broker makes it the record key.
+PARTITION_KEY_EXTENSION = "partitionkey"
 
 _NAME = re.compile(r"[a-z0-9]+")
 _INT32 = range(-(2**31), 2**31)

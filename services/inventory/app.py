@@ -114,6 +114,8 @@ def create_app(config: KitConfig | None = None) -> Flask:
         config=config or KitConfig.from_env(SERVICE),
         schemas=load_catalog().registry,
         migrations=HISTORY,
+        # Its events' subject is the order id: as `partitionkey`, an order's events stay in order.
+        partition_by_subject=True,
     )
     service.app.register_blueprint(routes)
     return service.start().app

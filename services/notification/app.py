@@ -73,6 +73,9 @@ def create_app(config: NotificationConfig | None = None, mailer: Mailer | None =
         config=config.kit,
         schemas=load_catalog().registry,
         migrations=HISTORY,
+        # notification.sent's subject is the order id (a welcome mail's: the user id); as
+        # `partitionkey` it keeps an order's events in order.
+        partition_by_subject=True,
         resources={MAILER: mailer, MAIL_QUEUED: queued},
     )
     service.app.register_blueprint(routes)

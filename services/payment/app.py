@@ -74,6 +74,8 @@ def create_app(config: PaymentConfig | None = None) -> Flask:
         config=config.kit,
         schemas=load_catalog().registry,
         migrations=HISTORY,
+        # Its events' subject is the order id: as `partitionkey`, an order's events stay in order.
+        partition_by_subject=True,
         resources={CARD_PROCESSOR: processor},
     )
     log.warning(

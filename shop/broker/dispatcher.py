@@ -11,6 +11,9 @@ With sender identity on, every attempt to a destination that names an audience c
 of the Trigger's subject for it, and a subscriber's reply is authorized as if the Trigger had
 posted it to the broker's ingress (Knative's broker filter sends it there with the Trigger's
 token); a refused reply fails the attempt with 403, which is not retried.
+
+An ordered Trigger of a Kafka broker (`ordering.py`) sends only the head of each partition to
+the workers; the next of that partition follows once the head is finished.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from shop.broker.authorization import Authorization, log_refusal
 from shop.broker.envelope import Envelope
 from shop.broker.http_client import encode_headers
 from shop.broker.metrics import BrokerMetrics
+from shop.broker.ordering import PartitionOrder, Partitions
 from shop.broker.outcomes import Attempt, Failure, OutcomeRecorder, Phase
 from shop.broker.routes import BrokerRoute, Routes, TriggerRoute
 from shop.broker.sender import AttemptResult, Sender
@@ -98,6 +102,7 @@ class TriggerDispatcher:
         default_timeout: float,
         count: Callable[[int], None],
         identity: DeliveryIdentity | None = None,
+        order: PartitionOrder[Delivery] | None = None,
     ) -> None:
         self.route = route
         self._count = count
@@ -112,6 +117,7 @@ class TriggerDispatcher:
         )
         self._identity = identity
         self._subject = trigger_subject(route.namespace, route.name)
+        self._order = order
         self._queue: asyncio.Queue[Delivery] = asyncio.Queue()
         self._timers: set[asyncio.TimerHandle] = set()
         self._workers: list[asyncio.Task[None]] = []
@@ -133,6 +139,8 @@ class TriggerDispatcher:
     def submit(self, delivery: Delivery, delay: float = 0.0) -> None:
         """Take on a new delivery, now or after `delay` seconds."""
         self._count(1)
+        if self._order is not None and not self._order.admit(delivery, delivery.envelope, delay):
+            return  # behind an earlier event of its partition
         self._schedule(Scheduled(delivery, delay))
 
     def _schedule(self, scheduled: Scheduled) -> None:
@@ -158,15 +166,20 @@ class TriggerDispatcher:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                # A bug must not lose the event: it stays pending in the store for the next start.
+                # A bug must not lose the event: it stays pending in the store for the next start
+                # (and, for an ordered Trigger, the rest of its partition waits for it).
                 log.exception(
                     "delivery of event %s to %s broke", delivery.envelope.seq, self.route.key
                 )
                 continue
-            if following is None:
-                self._count(-1)
-            else:
+            if following is not None:
                 self._schedule(following)
+                continue
+            self._count(-1)
+            if self._order is not None:
+                after = self._order.release(delivery.envelope)
+                if after is not None:
+                    self._schedule(Scheduled(*after))
 
     async def _attempt(self, delivery: Delivery) -> Attempt:
         phase = delivery.phase
@@ -319,6 +332,7 @@ class Dispatcher:
     def start(self, acceptor: Acceptor, recorder: OutcomeRecorder) -> None:
         """Start every trigger's workers; replies go back in through `acceptor`."""
         for broker in self._routes.brokers.values():
+            orders = _partition_orders(broker)
             for route in broker.triggers:
                 trigger = TriggerDispatcher(
                     route,
@@ -329,6 +343,7 @@ class Dispatcher:
                     default_timeout=self._default_timeout,
                     count=functools.partial(self._count, route.key),
                     identity=self._identity,
+                    order=orders.get(route.key),
                 )
                 trigger.start()
                 self._triggers[route.key] = trigger
@@ -370,6 +385,24 @@ class Dispatcher:
             trigger.submit(Delivery.resumed(item.envelope, state), delay)
             count += 1
         return count
+
+
+def _partition_orders(broker: BrokerRoute) -> dict[str, PartitionOrder[Delivery]]:
+    """The partition order of each ordered Trigger of `broker`, over the topic they share."""
+    ordered = [route for route in broker.triggers if route.ordered]
+    if not ordered:
+        return {}
+    assert broker.partitions is not None  # routes order only the Triggers of a Kafka broker
+    partitions = Partitions(broker.partitions)
+    for route in ordered:
+        log.info(
+            "trigger %s: ordered delivery, one event at a time in each of the %d partitions of"
+            " broker %s",
+            route.key,
+            partitions.count,
+            broker.key,
+        )
+    return {route.key: PartitionOrder(partitions) for route in ordered}
 
 
 def _json_body(document: object) -> bytes:

@@ -18,6 +18,7 @@ class Envelope:
 
     `seq` is given by the store when the event is committed. `event` carries
     `knativearrivaltime` and `knativebrokerttl`; subscribers get it without the hop counter.
+    `partition` is the partition of its Kafka topic, given when an ordered Trigger first needs it.
     """
 
     broker: str
@@ -27,6 +28,7 @@ class Envelope:
     parent_seq: int | None = None
     parent_trigger: str | None = None
     seq: int = 0
+    partition: int | None = None
     _outgoing: WireEvent | None = field(default=None, repr=False)
     _requests: dict[bool, tuple[bytes, bytes]] = field(default_factory=dict, repr=False)
 

@@ -2,7 +2,9 @@
 
 Everything here is computed once at start-up: each trigger's filter is compiled, its delivery
 resolved (Knative's replace-wholesale rule lives in `wire.knative`), its subscriber and
-dead-letter sink turned into URLs of local processes.
+dead-letter sink turned into URLs of local processes. A broker of class Kafka also gets its
+topic's partition count, and its triggers their delivery order (`shop.manifests.kafka`); other
+classes ignore the Kafka annotation, as Knative's other brokers do.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shop.manifests import Broker, Topology, Trigger
+from shop.manifests.kafka import topic_partitions, trigger_delivery_order
 from wire.knative import DeliverySpec, Destination, KReference
+from wire.knative.kafka import KAFKA_BROKER_CLASSES
 from wire.oidc.subjects import broker_audience
 from wire.spec import AttributeValue
 
@@ -45,6 +49,8 @@ class TriggerRoute:
     #: The OIDC audiences the subscriber and the dead-letter sink accept (None: no token).
     subscriber_audience: str | None = None
     dead_letter_audience: str | None = None
+    #: A Kafka broker's `delivery.order: ordered`: one event at a time per partition.
+    ordered: bool = False
 
     @property
     def key(self) -> str:
@@ -60,6 +66,8 @@ class BrokerRoute:
     name: str
     url: str
     triggers: tuple[TriggerRoute, ...]
+    #: The partition count of a Kafka broker's topic; None for other classes.
+    partitions: int | None = None
 
     @property
     def key(self) -> str:
@@ -123,13 +131,18 @@ def build_routes(
     brokers: dict[tuple[str, str], BrokerRoute] = {}
     triggers: dict[str, TriggerRoute] = {}
     for broker in topology.brokers:
+        kafka = broker.broker_class in KAFKA_BROKER_CLASSES
         routes = tuple(
-            _trigger_route(topology, resolver, trigger, compile_filter, concurrency)
+            _trigger_route(topology, resolver, trigger, compile_filter, concurrency, kafka=kafka)
             for trigger in topology.triggers_of(broker)
             if (trigger.namespace, trigger.name) not in not_ready
         )
         brokers[(broker.namespace, broker.name)] = BrokerRoute(
-            broker.namespace, broker.name, resolver.broker_url(broker), routes
+            broker.namespace,
+            broker.name,
+            resolver.broker_url(broker),
+            routes,
+            topic_partitions(broker, topology.config_maps) if kafka else None,
         )
         triggers.update((route.key, route) for route in routes)
     return Routes(brokers, triggers)
@@ -141,6 +154,8 @@ def _trigger_route(
     trigger: Trigger,
     compile_filter: Callable[[Mapping[str, object]], Predicate],
     concurrency: int,
+    *,
+    kafka: bool,
 ) -> TriggerRoute:
     delivery = topology.delivery_of(trigger)
     dead_letter = delivery.dead_letter_sink
@@ -167,6 +182,7 @@ def _trigger_route(
         dead_letter_audience=(
             None if dead_letter is None else resolver.audience(dead_letter, trigger.namespace)
         ),
+        ordered=kafka and trigger_delivery_order(trigger) == "ordered",
     )
 
 

@@ -86,7 +86,8 @@ class BrokerProcess:
         self.log_path = directory / "broker.log"
         manifest_dir = directory / "manifests"
         manifest_dir.mkdir(parents=True, exist_ok=True)
-        (manifest_dir / "topology.yaml").write_text(yaml.safe_dump_all(list(manifests)))
+        self._manifest_file = manifest_dir / "topology.yaml"
+        self.write_manifests(manifests)
         endpoints_file = directory / "endpoints.json"
         endpoints_file.write_text(json.dumps(dict(endpoints)))
         self.args = [
@@ -105,6 +106,10 @@ class BrokerProcess:
             *extra_args,
         ]
         self.process: subprocess.Popen[bytes] | None = None
+
+    def write_manifests(self, manifests: Iterable[Mapping[str, Any]]) -> None:
+        """Replace the manifests; the broker reads them at its next start."""
+        self._manifest_file.write_text(yaml.safe_dump_all(list(manifests)))
 
     @property
     def database(self) -> Path:

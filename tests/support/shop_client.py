@@ -62,6 +62,11 @@ class JournalEvent:
         return None if subject is None else str(subject)
 
     @property
+    def partition_key(self) -> str | None:
+        key = self.document["attributes"].get("partitionkey")
+        return None if key is None else str(key)
+
+    @property
     def data(self) -> Any:
         return self.document.get("data")
 

@@ -2,7 +2,8 @@
 
 The invariants are those of docs/services.md, checked from outside: every order ends confirmed
 or cancelled; no order is charged twice; a cancelled order holds no reservation and no
-authorisation; one mail per order outcome; every saga event's subject is the order id; nothing
+authorisation; one mail per order outcome; every saga event's subject and partitionkey are the
+order id (whatever the broker's class, so that a Kafka broker keeps them in order); nothing
 the broker accepted for the order was dead-lettered or left undelivered.
 """
 
@@ -108,6 +109,8 @@ def assert_invariants(story: OrderStory) -> None:
     assert status in DECIDED, story
     wrong_subject = [event for event in story.events if event.subject != order_id]
     assert not wrong_subject, f"events of order {order_id} with another subject: {wrong_subject}"
+    unkeyed = [event for event in story.events if event.partition_key != order_id]
+    assert not unkeyed, f"events of order {order_id} without it as partitionkey: {unkeyed}"
     assert all(event.data["order_id"] == order_id for event in story.events if _about_order(event))
 
     # Charged at most once: one authorisation decision, one authorisation id.

@@ -176,6 +176,7 @@ def test_order_created_reserves_every_line_and_replies_reserved(inventory: Runni
     assert delivery.status == 200
     assert delivery.reply_type == "inventory.reserved"
     assert delivery.reply is not None and delivery.reply.get("subject") == "o-1"
+    assert delivery.reply.get("partitionkey") == "o-1"
     assert delivery.reply.get("source") == "/shop/inventory"
     assert delivery.reply_data == {
         "order_id": "o-1",

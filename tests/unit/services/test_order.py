@@ -85,7 +85,7 @@ def test_placing_an_order_emits_order_created_with_what_consumers_need(
     body = order.client.post("/orders", json=ORDER).get_json()
     (event,) = order.drain_outbox()
     assert event.type == "order.created"
-    assert event.get("subject") == body["id"]
+    assert event.get("subject") == event.get("partitionkey") == body["id"]
     assert event.get("dataschema") == "urn:shop:schema:order.created"
     assert event.id == body["events"][0]["id"]
     assert event.data is not None
@@ -161,6 +161,7 @@ def test_two_positive_outcomes_in_either_order_confirm_the_order(
     assert decided.status == 200
     assert decided.reply_type == "order.confirmed"
     assert decided.reply is not None and decided.reply.get("subject") == order_id
+    assert decided.reply.get("partitionkey") == order_id
     assert decided.reply_data == {
         "order_id": order_id,
         "customer_id": "c-1",

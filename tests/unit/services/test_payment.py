@@ -83,6 +83,7 @@ def test_tok_ok_is_authorised_for_the_order_total(payment: RunningService) -> No
     assert delivery.status == 200
     assert delivery.reply_type == "payment.authorized"
     assert delivery.reply is not None and delivery.reply.get("subject") == "o-1"
+    assert delivery.reply.get("partitionkey") == "o-1"
     data = delivery.reply_data
     assert (data["order_id"], data["amount"], data["currency"]) == ("o-1", 2100, "EUR")
     held = processor(payment).authorization("o-1")
