@@ -117,6 +117,14 @@ class EventEndpoint:
                 extra={"outcome": "invalid", "status": error.status},
             )
             return json_answer(error.status, error.to_json())
+        traceparent = environ.get("HTTP_TRACEPARENT")
+        if traceparent:
+            # A broker may carry the trace context as the W3C header instead of the event's
+            # extension (eventing-rabbitmq's dispatcher does): the event continues that trace.
+            events = [
+                e if "traceparent" in e.attributes else e.with_attributes(traceparent=traceparent)
+                for e in events
+            ]
         if mode is not Mode.BATCH:
             return self._handle_one(events[0], in_batch=False)
         for event in events:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
+from typing import Protocol
 
 from shop.broker.admission import (
     ARRIVAL_ATTRIBUTE,
@@ -64,19 +65,8 @@ class Acceptor:
 
         Returns once the event is committed: the caller may answer 202.
         """
-        ttl = next_ttl(event.attributes.get(TTL_ATTRIBUTE))
-        if ttl <= 0:
-            raise Refused(
-                400,
-                "the event's knativebrokerttl is exhausted (a reply loop?); dropped",
-                TTL_ATTRIBUTE,
-            )
         now = time.time()
-        stamps: dict[str, AttributeValue | None] = {
-            ARRIVAL_ATTRIBUTE: arrival_time(datetime.fromtimestamp(now, UTC)),
-            TTL_ATTRIBUTE: ttl,
-        }
-        stamped = event.with_attributes(**stamps)
+        stamped = stamp(event, now)
         view = filter_view(stamped.attributes)
         matched = []
         for trigger in broker.triggers:
@@ -93,6 +83,32 @@ class Acceptor:
             parent_trigger=None if parent is None else parent[1],
         )
         return await self._writer.accept(envelope, tuple(matched))
+
+
+def stamp(event: WireEvent, now: float) -> WireEvent:
+    """The event as a broker takes it in: arrival time set, hop counter minus one; Refused
+    (400) when the hop counter is exhausted. Every broker class's ingress calls this."""
+    ttl = next_ttl(event.attributes.get(TTL_ATTRIBUTE))
+    if ttl <= 0:
+        raise Refused(
+            400,
+            "the event's knativebrokerttl is exhausted (a reply loop?); dropped",
+            TTL_ATTRIBUTE,
+        )
+    stamps: dict[str, AttributeValue | None] = {
+        ARRIVAL_ATTRIBUTE: arrival_time(datetime.fromtimestamp(now, UTC)),
+        TTL_ATTRIBUTE: ttl,
+    }
+    return event.with_attributes(**stamps)
+
+
+class Accepts(Protocol):
+    """What the HTTP ingress hands a valid event to: the store's Acceptor, or a broker class's
+    own data plane (shop.broker.rabbitmq)."""
+
+    async def accept(self, broker: BrokerRoute, event: WireEvent, headers: Headers) -> object:
+        """Take the event for `broker`; return once it is durable; raise Refused."""
+        ...
 
 
 def _passes(trigger: TriggerRoute, attributes: Attributes) -> bool:

@@ -106,6 +106,18 @@ class Authorization:
     def refusal(self, broker: str, subject: str, attributes: Attributes) -> str | None:
         return self.brokers[broker].refusal(subject, attributes)
 
+    def reply_refusal(
+        self, broker: str, trigger: str, subject: str, attributes: Attributes
+    ) -> str | None:
+        """Why a reply from a subscriber of `trigger` may not enter `broker`, logged; None when
+        it may. It is authorized as if the Trigger (`subject`) had sent it: Knative's broker
+        filter posts it to the ingress with the Trigger's token."""
+        reason = self.refusal(broker, subject, attributes)
+        if reason is not None:
+            why = f"the reply of a subscriber of {trigger}: {reason}"
+            log_refusal(broker, 403, why, attributes, subject)
+        return reason
+
 
 def compile_authorization(topology: Topology) -> Authorization:
     """Compile the policies of every Broker of the manifests (filters admitted already)."""

@@ -61,6 +61,9 @@ class BrokerConfig:
     oidc_issuer: str | None = None
     oidc_key: Path | None = None
     oidc_refetch: float = OIDC_REFETCH_SECONDS
+    #: The RabbitMQ of every RabbitMQBroker (`--rabbitmq`), over what its RabbitmqBrokerConfig
+    #: says; None: the config's, else amqp://guest:guest@127.0.0.1:5672/.
+    rabbitmq_url: str | None = None
 
     def __post_init__(self) -> None:
         if (self.oidc_issuer is None) != (self.oidc_key is None):

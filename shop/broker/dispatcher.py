@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 from shop.broker.acceptance import Acceptor, Refused
 from shop.broker.admission import TTL_ATTRIBUTE
-from shop.broker.authorization import Authorization, log_refusal
+from shop.broker.authorization import Authorization
 from shop.broker.envelope import Envelope
 from shop.broker.http_client import encode_headers
 from shop.broker.metrics import BrokerMetrics
@@ -257,12 +257,11 @@ class TriggerDispatcher:
     def _authorize_reply(self, reply: WireEvent) -> AttemptResult | None:
         """The failed result of a reply the broker's authorization refuses (None: allowed)."""
         assert self._identity is not None
-        broker = self._broker.key
-        reason = self._identity.authorization.refusal(broker, self._subject, reply.attributes)
+        reason = self._identity.authorization.reply_refusal(
+            self._broker.key, self.route.key, self._subject, reply.attributes
+        )
         if reason is None:
             return None
-        why = f"the reply of a subscriber of {self.route.key}: {reason}"
-        log_refusal(broker, 403, why, reply.attributes, self._subject)
         body = _json_body(Refused(403, reason).to_json())
         return AttemptResult(
             403, body, error=f"the broker refused the subscriber's reply: {reason}"

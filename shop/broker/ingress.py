@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from shop.broker.acceptance import Acceptor, Refused
+from shop.broker.acceptance import Accepts, Refused
 from shop.broker.admission import BadPath, broker_of_path, pass_through_headers
 from shop.broker.authentication import AUTHORIZATION, Authenticator
 from shop.broker.authorization import Authorization, log_refusal
@@ -62,7 +62,7 @@ class Ingress:
     def __init__(
         self,
         routes: Routes,
-        acceptor: Acceptor,
+        acceptor: Accepts,
         metrics: BrokerMetrics,
         room: Callable[[], Awaitable[None]] | None = None,
         senders: SenderCheck | None = None,

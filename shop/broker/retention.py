@@ -4,8 +4,8 @@ The rule, in one place (`Pruner.step`): an event whose every delivery is final (
 dead-lettered to a sink, or kept in the local dead-letter table), or that matched no trigger,
 is pruned with its delivery rows, attempts and local dead letters once it is older than the
 retention age, or, oldest first, while the store's live data exceeds the retention size. An
-event with a delivery still pending (or on its way to the dead-letter sink) is never pruned,
-whatever its age.
+event with a delivery still pending (or on its way to the dead-letter sink), or that RabbitMQ
+still holds for a trigger of a RabbitMQBroker (`queued`), is never pruned, whatever its age.
 
 Pruning runs on the writer's own connection and thread, in steps of at most BATCH_EVENTS events
 (a few milliseconds), at most every INTERVAL_SECONDS, and back to back only while it catches
@@ -40,10 +40,10 @@ LOG_SECONDS = 60.0  # one summary log line at most this often
 # deliveries and attempts add about a hundred bytes per trigger).
 _CANDIDATES = (
     "SELECT e.seq, e.arrival, EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq"
-    " AND d.state IN (?, ?)), length(e.attributes) + coalesce(length(e.data), 0)"
+    " AND d.state IN (?, ?, ?)), length(e.attributes) + coalesce(length(e.data), 0)"
     " + coalesce(length(e.headers), 0) FROM events e WHERE e.seq > ? ORDER BY e.seq LIMIT ?"
 )
-_UNFINISHED = (State.PENDING.value, State.DEAD_LETTERING.value)
+_UNFINISHED = (State.PENDING.value, State.DEAD_LETTERING.value, State.QUEUED.value)
 
 
 @dataclass(frozen=True, slots=True)

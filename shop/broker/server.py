@@ -7,8 +7,8 @@ import contextlib
 import logging
 import signal
 import sqlite3
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from shop.broker import log_output
@@ -23,6 +23,9 @@ from shop.broker.ingress import ALLOW, Ingress, SenderCheck
 from shop.broker.journal import Journal
 from shop.broker.metrics import BrokerMetrics
 from shop.broker.outcomes import OutcomeRecorder
+from shop.broker.rabbitmq.journal import RabbitJournal
+from shop.broker.rabbitmq.plan import BrokerPlan, PlanError, plan_rabbitmq
+from shop.broker.rabbitmq.plane import ByBrokerClass, RabbitPlane
 from shop.broker.retention import Pruner, PruneStep, store_bytes
 from shop.broker.routes import RouteError, Routes, build_routes, load_endpoints
 from shop.broker.sender import Sender
@@ -59,6 +62,8 @@ class Loaded:
 
     routes: Routes
     identity: SenderIdentity | None = None
+    #: The Brokers of class RabbitMQBroker, by `namespace/name`: served on RabbitMQ.
+    rabbitmq: Mapping[str, BrokerPlan] = field(default_factory=dict)
 
 
 def load(config: BrokerConfig) -> Loaded:
@@ -70,12 +75,14 @@ def load(config: BrokerConfig) -> Loaded:
         routes = build_routes(
             topology, endpoints, config.base_url, compile_trigger_filter, config.concurrency
         )
-    except (ManifestError, RouteError) as error:
+        rabbitmq = plan_rabbitmq(topology, routes, config.rabbitmq_url)
+    except (ManifestError, RouteError, PlanError) as error:
         raise StartupError(str(error)) from None
     if config.oidc_issuer is None or config.oidc_key is None:
         _say_identity_is_off(topology)
-        return Loaded(routes)
-    return Loaded(routes, _load_identity(config.oidc_issuer, config.oidc_key, topology))
+        return Loaded(routes, rabbitmq=rabbitmq)
+    identity = _load_identity(config.oidc_issuer, config.oidc_key, topology)
+    return Loaded(routes, identity, rabbitmq)
 
 
 def _load_identity(issuer_url: str, key_file: Path, topology: Topology) -> SenderIdentity:
@@ -118,6 +125,7 @@ class _Parts:
     dispatcher: Dispatcher
     sender: Sender
     server: HttpServer
+    rabbit: RabbitPlane
 
 
 class Backpressure:
@@ -162,7 +170,7 @@ class Backpressure:
 
 
 def _assemble(config: BrokerConfig, loaded: Loaded, loop: asyncio.AbstractEventLoop) -> _Parts:
-    routes = loaded.routes
+    routes = _stored_routes(loaded)
     try:
         connection = connect(config.database, config.synchronous)
         pending = load_pending(connection)
@@ -182,7 +190,15 @@ def _assemble(config: BrokerConfig, loaded: Loaded, loop: asyncio.AbstractEventL
     writer = Writer(connection, loop, dispatcher.committed, pruner, pruned)
     acceptor = Acceptor(writer, metrics)
     dispatcher.start(acceptor, OutcomeRecorder(writer, metrics))
-    metrics.watch_backlog(dispatcher.backlog)
+    rabbit = RabbitPlane(
+        loaded.rabbitmq,
+        sender,
+        metrics,
+        config.default_attempt_timeout,
+        RabbitJournal(writer),
+        identity=delivery_identity,
+    )
+    metrics.watch_backlog(lambda: {**dispatcher.backlog(), **rabbit.backlog()})
     metrics.watch_store(lambda: store_bytes(config.database))
     writer.start()
     checkpointer = Checkpointer(config.database)
@@ -190,10 +206,11 @@ def _assemble(config: BrokerConfig, loaded: Loaded, loop: asyncio.AbstractEventL
     resumed = dispatcher.resume(pending)
     if resumed:
         log.info("resuming %d unfinished deliveries from %s", resumed, config.database)
+    routes = loaded.routes
     api = ObservabilityApi(routes, Journal(config.database), metrics)
     backpressure = Backpressure(config, dispatcher, writer)
     backpressure.check()
-    ingress = Ingress(routes, acceptor, metrics, backpressure.room, senders)
+    ingress = Ingress(routes, ByBrokerClass(rabbit, acceptor), metrics, backpressure.room, senders)
 
     async def handle(request: Request) -> Response:
         if request.method == "GET":
@@ -204,7 +221,20 @@ def _assemble(config: BrokerConfig, loaded: Loaded, loop: asyncio.AbstractEventL
 
     # Errors the server answers by itself (too large, unreadable) are the ingress's too.
     server = HttpServer(handle, config.max_event_bytes, error_headers=(("Allow", ALLOW),))
-    return _Parts(connection, writer, checkpointer, dispatcher, sender, server)
+    return _Parts(connection, writer, checkpointer, dispatcher, sender, server, rabbit)
+
+
+def _stored_routes(loaded: Loaded) -> Routes:
+    """The brokers and triggers the SQLite store serves: all but the RabbitMQBrokers'."""
+    routes, rabbit = loaded.routes, loaded.rabbitmq
+    return Routes(
+        {key: broker for key, broker in routes.brokers.items() if broker.key not in rabbit},
+        {
+            key: trigger
+            for key, trigger in routes.triggers.items()
+            if f"{trigger.namespace}/{trigger.broker}" not in rabbit
+        },
+    )
 
 
 def _identity_parts(
@@ -226,6 +256,7 @@ async def serve(config: BrokerConfig, loaded: Loaded, stop: asyncio.Event) -> No
     """Run the broker until `stop` is set, then shut it down in order."""
     parts = _assemble(config, loaded, asyncio.get_running_loop())
     routes = loaded.routes
+    parts.rabbit.start()
     try:
         await parts.server.start(config.host, config.port)
         log.info(
@@ -238,6 +269,7 @@ async def serve(config: BrokerConfig, loaded: Loaded, stop: asyncio.Event) -> No
     finally:
         await parts.server.stop(SHUTDOWN_GRACE_SECONDS)
         await parts.dispatcher.stop()
+        await parts.rabbit.stop()
         await parts.sender.close()
         parts.writer.stop()
         parts.checkpointer.stop()

@@ -136,6 +136,11 @@ class State(StrEnum):
     DELIVERED = "delivered"
     DEAD_LETTERED = "dead_lettered"
     KEPT = "kept"  # in the local dead-letter table
+    DROPPED = "dropped"  # a RabbitMQBroker gave it up: no dead-letter sink took it
+    # A RabbitMQBroker's, until its outcome: RabbitMQ holds the event (in the trigger's queue,
+    # with its dispatcher, in a dead-letter queue). Neither the store's dispatcher nor a
+    # restart's recovery takes it up; retention keeps the event.
+    QUEUED = "queued"
 
 
 class DeliveryState(NamedTuple):
@@ -193,6 +198,8 @@ class _Accept:
     row: tuple[object, ...]
     triggers: tuple[str, ...]
     future: asyncio.Future[Envelope]
+    #: Triggers whose deliveries another data plane makes (rows `queued`, nothing started).
+    queued: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -408,8 +415,13 @@ class Writer:
         self._queue.put(_STOP)
         self._thread.join(timeout)
 
-    def accept(self, envelope: Envelope, triggers: tuple[str, ...]) -> asyncio.Future[Envelope]:
-        """Queue an accepted event and its pending deliveries; the future resolves after commit."""
+    def accept(
+        self, envelope: Envelope, triggers: tuple[str, ...], queued: tuple[str, ...] = ()
+    ) -> asyncio.Future[Envelope]:
+        """Queue an accepted event and its pending deliveries; the future resolves after commit.
+
+        `queued`: triggers whose deliveries RabbitMQ holds; their rows are `queued`, and
+        `on_committed` does not hear of them."""
         future: asyncio.Future[Envelope] = self._loop.create_future()
         # The row is built here, on the loop, so the writer thread needs the GIL for little, and
         # checked, so that what SQLite cannot take is refused before it joins a batch.
@@ -420,7 +432,7 @@ class Writer:
                     value.encode("utf-8")
         except (ValueError, TypeError) as error:
             raise Unstorable(f"the broker cannot store this event: {error}") from None
-        self._put(_Accept(envelope, row, triggers, future))
+        self._put(_Accept(envelope, row, triggers, future, queued))
         self.waiting += 1
         if self.on_load is not None:
             self.on_load()
@@ -607,8 +619,12 @@ class _Rows:
         accepted.envelope.seq = seq
         self.events = [(seq, *accepted.row)]
         self.deliveries = [
-            (seq, trigger, State.PENDING.value, 0, None, None, None, None)
-            for trigger in accepted.triggers
+            (seq, trigger, state, 0, None, None, None, None)
+            for triggers, state in (
+                (accepted.triggers, State.PENDING.value),
+                (accepted.queued, State.QUEUED.value),
+            )
+            for trigger in triggers
         ]
 
 

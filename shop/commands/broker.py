@@ -106,6 +106,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "names an audience gets its Trigger's token; needs --oidc-issuer"
         ),
     )
+    parser.add_argument(
+        "--rabbitmq",
+        metavar="URL",
+        help=(
+            "the RabbitMQ (amqp://user:password@host:port/vhost) of every Broker of class "
+            "RabbitMQBroker, over its RabbitmqBrokerConfig (default: the config's Secret, else "
+            "amqp://guest:guest@127.0.0.1:5672/)"
+        ),
+    )
     parser.add_argument("--log-level", default="INFO")
     parser.set_defaults(func=_run, parser=parser)
 
@@ -143,5 +152,6 @@ def _run(args: argparse.Namespace) -> int:
             log_level=args.log_level.upper(),
             oidc_issuer=args.oidc_issuer,
             oidc_key=args.oidc_key,
+            rabbitmq_url=args.rabbitmq,
         )
     )

@@ -90,6 +90,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "config-features ConfigMap enables it; docs/security.md)"
         ),
     )
+    parser.add_argument(
+        "--rabbitmq",
+        metavar="URL",
+        help=(
+            "the RabbitMQ (amqp://user:password@host:port/vhost) of every Broker of class "
+            "RabbitMQBroker, over its RabbitmqBrokerConfig (default: the config's Secret, else "
+            "amqp://guest:guest@127.0.0.1:5672/; docs/broker.md)"
+        ),
+    )
     parser.set_defaults(func=_run)
 
 
@@ -115,6 +124,7 @@ def _run(args: argparse.Namespace) -> int:
             stop_grace=args.stop_grace,
             cwd=cwd,
             oidc=args.oidc,
+            rabbitmq=args.rabbitmq,
         ),
         echo=LogEcho(args.log_format) if args.log_format else None,
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from shop.inspect.endpoints import LocalShop
 from shop.inspect.reach import why_no_answer
@@ -31,6 +32,8 @@ from wire.topology import TopologyError, check_topology
 
 TIMEOUT_SECONDS = 5.0
 DEADLETTER_SERVICE = "deadletter"
+# The RabbitMQ plane's gauge (shop.broker.rabbitmq.plane), labels `trigger` and `queue`.
+QUEUE_METRIC = "shop_broker_rabbitmq_queue_messages"
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,8 @@ def local_status(target: LocalTarget) -> StatusReport:
     services = _services(shop.endpoints)
     by_url = {service.url: service for service in services if service.url}
     broker_ready, routed = _broker(shop)
-    triggers = [_trigger(item, by_url) for item in routed]
+    queued = _rabbitmq_queues(shop) if routed else {}
+    triggers = [_trigger(item, by_url, queued) for item in routed]
     if topology is not None:
         for problem in topology.not_ready:
             if problem.kind == "Trigger":
@@ -120,7 +124,28 @@ def _broker(shop: LocalShop) -> tuple[Readiness, list[dict[str, Any]]]:
     return readiness, triggers
 
 
-def _trigger(item: Mapping[str, Any], services: Mapping[str, ServiceStatus]) -> TriggerStatus:
+def _rabbitmq_queues(shop: LocalShop) -> dict[str, int]:
+    """Messages ready in each RabbitMQBroker Trigger's queue (`ns/name`), from /metrics;
+    empty when the broker serves none or does not answer."""
+    try:
+        response = requests.get(f"{shop.broker_admin}/metrics", timeout=TIMEOUT_SECONDS)
+        response.raise_for_status()
+    except requests.RequestException:
+        return {}
+    found: dict[str, int] = {}
+    for family in text_string_to_metric_families(response.text):
+        if family.name != QUEUE_METRIC:
+            continue
+        for sample in family.samples:
+            found[sample.labels["trigger"]] = int(sample.value)
+    return found
+
+
+def _trigger(
+    item: Mapping[str, Any],
+    services: Mapping[str, ServiceStatus],
+    queued: Mapping[str, int] | None = None,
+) -> TriggerStatus:
     # The broker's document gives the URL it posts to (wire.topology).
     url = str(item["subscriber"].get("uri", "?")).rstrip("/")
     service = services.get(url)
@@ -135,6 +160,7 @@ def _trigger(item: Mapping[str, Any], services: Mapping[str, ServiceStatus]) -> 
         filter=describe_filter(item),
         subscriber=service.name if service else url,
         readiness=readiness,
+        queued=(queued or {}).get(f"{item['namespace']}/{item['name']}"),
     )
 
 

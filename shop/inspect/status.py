@@ -64,6 +64,8 @@ class TriggerStatus:
     filter: str
     subscriber: str
     readiness: Readiness
+    # A RabbitMQBroker's Trigger: the messages ready in its queue (shop up's broker, /metrics).
+    queued: int | None = None
 
 
 @dataclass(frozen=True)
@@ -133,14 +135,7 @@ def render(report: StatusReport) -> str:
             for s in report.services
         ],
     )
-    out += _section(
-        "TRIGGERS",
-        ("NAME", "FILTER", "SUBSCRIBER", "READY", "REASON"),
-        [
-            (t.name, t.filter, t.subscriber, t.readiness.word, t.readiness.why)
-            for t in report.triggers
-        ],
-    )
+    out += _triggers(report.triggers)
     out += _section(
         "EVENT TYPES",
         ("TYPE", "SOURCE", "BROKER", "READY", "REASON"),
@@ -156,6 +151,31 @@ def render(report: StatusReport) -> str:
     out.append("")
     out.append("everything is ready" if report.all_ready else "NOT everything is ready")
     return "\n".join(out) + "\n"
+
+
+def _triggers(triggers: Sequence[TriggerStatus]) -> list[str]:
+    """The TRIGGERS section; with a QUEUED column when some Trigger's queue depth is known."""
+    if not any(t.queued is not None for t in triggers):
+        return _section(
+            "TRIGGERS",
+            ("NAME", "FILTER", "SUBSCRIBER", "READY", "REASON"),
+            [(t.name, t.filter, t.subscriber, t.readiness.word, t.readiness.why) for t in triggers],
+        )
+    return _section(
+        "TRIGGERS",
+        ("NAME", "FILTER", "SUBSCRIBER", "QUEUED", "READY", "REASON"),
+        [
+            (
+                t.name,
+                t.filter,
+                t.subscriber,
+                "-" if t.queued is None else t.queued,
+                t.readiness.word,
+                t.readiness.why,
+            )
+            for t in triggers
+        ],
+    )
 
 
 def _section(title: str, headers: Sequence[str], rows: list[Sequence[object]]) -> list[str]:

@@ -29,6 +29,7 @@ from shop.manifests.policies import (
     read_event_policy,
     sender_subject,
 )
+from shop.manifests.rabbitmq import RabbitmqBrokerConfig, read_rabbitmq_broker_config
 from shop.manifests.reading import Document, manifest_files, read_documents
 from shop.manifests.serving import Service, read_service
 from shop.manifests.sources import SinkBinding, read_sink_binding
@@ -74,6 +75,7 @@ class Topology:
     config_maps: tuple[ConfigMap, ...] = ()
     secrets: tuple[Secret, ...] = ()
     event_policies: tuple[EventPolicy, ...] = ()
+    rabbitmq_broker_configs: tuple[RabbitmqBrokerConfig, ...] = ()
     features: Features = field(default_factory=Features)
     ignored: tuple[Ignored, ...] = ()
     not_ready: tuple[NotReady, ...] = ()
@@ -176,6 +178,7 @@ _KINDS: dict[tuple[str, str], tuple[tuple[str, ...], Callable[[Metadata], Manife
     ("serving.knative.dev", "Service"): (("v1",), read_service),
     ("sources.knative.dev", "SinkBinding"): (("v1",), read_sink_binding),
     ("eventing.knative.dev", "EventPolicy"): (("v1alpha1",), read_event_policy),
+    ("eventing.knative.dev", "RabbitmqBrokerConfig"): (("v1alpha1",), read_rabbitmq_broker_config),
     ("", "ConfigMap"): (("v1",), read_config_map),
     ("", "Secret"): (("v1",), read_secret),
 }
@@ -214,6 +217,7 @@ def load_topology(directory: Path) -> Topology:
         config_maps=config_maps,
         secrets=_of(admitted, Secret),
         event_policies=_of(admitted, EventPolicy),
+        rabbitmq_broker_configs=_of(admitted, RabbitmqBrokerConfig),
         features=read_features(config_maps),
         ignored=tuple(ignored),
     )

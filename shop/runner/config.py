@@ -64,6 +64,9 @@ class UpConfig:
     python: str = sys.executable
     # Knative's `authentication-oidc` feature, whatever the manifests' config-features say.
     oidc: bool = False
+    # The RabbitMQ of every Broker of class RabbitMQBroker (`--rabbitmq`), passed on to the
+    # broker; None: each one's RabbitmqBrokerConfig, else the local default.
+    rabbitmq: str | None = None
 
     @property
     def run_dir(self) -> Path:

@@ -291,6 +291,7 @@ def plan_broker(
         "--endpoints",
         str(config.endpoints_file),
         *(identity.broker_arguments() if identity is not None else ()),
+        *(("--rabbitmq", config.rabbitmq) if config.rabbitmq is not None else ()),
     )
     return ProcessPlan(name="broker", argv=argv, env=env, url=url, health_url=f"{url}/healthz")
 

@@ -7,12 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from tests.support.broker_process import BrokerProcess
-from tests.support.oidc import oidc_issuer  # noqa: F401  (the sender identity tests' issuer)
+from tests.support.oidc import (  # the sender identity tests' issuer
+    RunningIssuer,
+    oidc_issuer,  # noqa: F401
+)
 from tests.support.scripted_subscriber import Script, ScriptedSubscriber
 
 StartBroker = Callable[..., BrokerProcess]
+StartIdentityBroker = Callable[..., BrokerProcess]
 NewSubscriber = Callable[..., ScriptedSubscriber]
 
 
@@ -49,3 +54,30 @@ def start_broker(tmp_path: Path) -> Iterator[StartBroker]:
     yield start
     for broker in started:
         broker.stop()
+
+
+@pytest.fixture
+def start_identity_broker(
+    start_broker: StartBroker,
+    oidc_issuer: RunningIssuer,  # noqa: F811  (the fixture imported above)
+    tmp_path: Path,
+) -> StartIdentityBroker:
+    """Start a broker whose sender identity is the test's issuer (its key in a PEM file)."""
+    key_file = tmp_path / "issuer-key.pem"
+    key_file.write_bytes(
+        oidc_issuer.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+    def start(
+        manifests: Iterable[Mapping[str, Any]],
+        endpoints: Mapping[str, str] | None = None,
+        *args: str,
+    ) -> BrokerProcess:
+        arguments = ("--oidc-issuer", oidc_issuer.url, "--oidc-key", str(key_file), *args)
+        return start_broker(manifests, endpoints, *arguments)
+
+    return start

@@ -9,8 +9,12 @@ import requests
 
 from tests.support.broker_process import BrokerProcess
 from tests.support.events import wire_event
+from tests.support.oidc import RunningIssuer
 from tests.support.processes import wait_for
+from tests.support.scripted_subscriber import Received
 from wire.http_binding import WireEvent, to_binary, to_structured
+from wire.oidc.keys import IssuerSettings, KeySet
+from wire.oidc.verify import TokenVerifier, VerifiedToken
 
 
 def post(broker: BrokerProcess, event: WireEvent, structured: bool = False) -> WireEvent:
@@ -49,3 +53,10 @@ def wait_for_state(
 
 def decoded_error_data(value: str) -> bytes:
     return base64.b64decode(value)
+
+
+def verified(issuer: RunningIssuer, received: Received, audience: str) -> VerifiedToken:
+    """The token a delivery carried, verified as its receiver would verify it."""
+    scheme, _, token = received.headers["authorization"].partition(" ")
+    assert scheme == "Bearer"
+    return TokenVerifier(KeySet(IssuerSettings(issuer.url)), audience).verify(token)

@@ -8,54 +8,25 @@ A real broker process, started with `--oidc-issuer`/`--oidc-key` of a real issue
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
-from cryptography.hazmat.primitives import serialization
 
-from tests.integration.broker.conftest import NewSubscriber, StartBroker
-from tests.integration.broker.helpers import wait_for_state
+from tests.integration.broker.conftest import NewSubscriber, StartBroker, StartIdentityBroker
+from tests.integration.broker.helpers import verified, wait_for_state
 from tests.support.broker_process import BrokerProcess, broker_manifest, trigger_manifest
 from tests.support.events import wire_event
 from tests.support.oidc import RunningIssuer, new_key
 from tests.support.processes import wait_for
 from tests.support.scripted_subscriber import Received, always, by_path, reply
 from wire.http_binding import WireEvent, to_binary
-from wire.oidc.keys import IssuerSettings, KeySet
 from wire.oidc.subjects import broker_audience, sink_binding_subject, trigger_subject
-from wire.oidc.verify import TokenVerifier, VerifiedToken
 
 BROKER_AUDIENCE = broker_audience("shop", "default")
 ORDER_AUDIENCE = "order.shop.svc.cluster.local"
 DEAD_LETTER_AUDIENCE = "deadletter.shop.svc.cluster.local"
 SAME_NAMESPACE = "system:serviceaccount:shop:producer"
 OTHER_NAMESPACE = "system:serviceaccount:elsewhere:producer"
-
-StartIdentityBroker = Callable[..., BrokerProcess]
-
-
-@pytest.fixture
-def start_identity_broker(
-    start_broker: StartBroker, oidc_issuer: RunningIssuer, tmp_path: Path
-) -> StartIdentityBroker:
-    """Start a broker whose sender identity is the test's issuer (its key in a PEM file)."""
-    key_file = tmp_path / "issuer-key.pem"
-    key_file.write_bytes(
-        oidc_issuer.key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-
-    def start(manifests: Iterable[Mapping[str, Any]]) -> BrokerProcess:
-        arguments = ("--oidc-issuer", oidc_issuer.url, "--oidc-key", str(key_file))
-        return start_broker(manifests, None, *arguments)
-
-    return start
 
 
 def post(
@@ -66,13 +37,6 @@ def post(
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     return requests.post(broker.ingress(), headers=headers, data=body, timeout=5)
-
-
-def verified(issuer: RunningIssuer, received: Received, audience: str) -> VerifiedToken:
-    """The token a delivery carried, verified as its receiver would verify it."""
-    scheme, _, token = received.headers["authorization"].partition(" ")
-    assert scheme == "Bearer"
-    return TokenVerifier(KeySet(IssuerSettings(issuer.url)), audience).verify(token)
 
 
 def features(**data: str) -> dict[str, Any]:

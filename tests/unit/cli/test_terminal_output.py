@@ -15,6 +15,7 @@ from shop.inspect.status import (
     Readiness,
     ServiceStatus,
     StatusReport,
+    TriggerStatus,
     counts_from_summary,
     render,
 )
@@ -174,3 +175,18 @@ def test_dead_letters_are_counted_by_the_service_that_failed_them() -> None:
     text = render(report)
     assert "payment  http://payment.shop.example.com  True   2" in text
     assert "3 stored, 2 not redelivered; 4 kept by the local broker" in text
+
+
+def test_the_triggers_show_a_queued_column_only_when_a_queue_depth_is_known() -> None:
+    counts = DeadLetterCounts(total=0, pending=0)
+    broker = [BrokerStatus("default", "b", Readiness(True))]
+    plain = TriggerStatus("order", "type=order.created", "order", Readiness(True))
+    queued = TriggerStatus("payment", "(all)", "payment", Readiness(True), queued=7)
+
+    without = render(StatusReport("x", broker, [], [plain], [], counts))
+    with_depth = render(StatusReport("x", broker, [], [plain, queued], [], counts))
+
+    assert "QUEUED" not in without
+    assert "SUBSCRIBER  QUEUED  READY" in with_depth
+    assert "payment  (all)               payment     7       True" in with_depth
+    assert "order    type=order.created  order       -       True" in with_depth

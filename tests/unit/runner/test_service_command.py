@@ -133,3 +133,12 @@ def test_the_broker_runs_with_this_interpreter_and_reads_the_endpoints_file(
     )
     assert plan.env == {"PATH": f"{VENV_BIN}:/usr/bin", "PYTHONUNBUFFERED": "1"}
     assert plan.health_url == "http://127.0.0.1:18080/healthz"
+
+
+def test_the_broker_gets_the_rabbitmq_of_shop_up(tmp_path: Path, context: LocalContext) -> None:
+    url = "amqp://shop:secret@rabbit:5672/shop"
+    config = UpConfig(manifests=Path("m"), state_dir=tmp_path, port=18080, rabbitmq=url)
+
+    plan = plan_broker(config, LocalProfile(), context, {})
+
+    assert plan.argv[-2:] == ("--rabbitmq", url)

@@ -1,0 +1,75 @@
+"""RabbitMQ names of a RabbitMQBroker's objects, as eventing-rabbitmq gives them.
+
+Read from knative-extensions/eventing-rabbitmq `pkg/rabbitmqnaming/naming.go` and
+`knative.dev/pkg/kmeta.ChildName`. In a cluster the UIDs are the objects' `metadata.uid`; a
+manifest folder has none, so locally an object's UID is the UUIDv5 of `<namespace>/<name>` in a
+namespace of its own kind: stable across runs (the queues outlive the broker process, as they
+outlive pods) and different for a Broker and a Trigger of the same name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+# uuid5(NAMESPACE_URL, ...) of the kinds' API paths: fixed namespaces for the local UIDs.
+_BROKER_UIDS = uuid.uuid5(uuid.NAMESPACE_URL, "eventing.knative.dev/v1/brokers")
+_TRIGGER_UIDS = uuid.uuid5(uuid.NAMESPACE_URL, "eventing.knative.dev/v1/triggers")
+# kmeta.ChildName: the longest Kubernetes name, and what is kept of a parent before its md5.
+_LONGEST = 63
+_MD5_HEX = 32
+_HEAD = _LONGEST - _MD5_HEX
+
+
+def broker_uid(namespace: str, name: str) -> str:
+    """A Broker's local UID: uuid5 of `<namespace>/<name>`."""
+    return str(uuid.uuid5(_BROKER_UIDS, f"{namespace}/{name}"))
+
+
+def trigger_uid(namespace: str, name: str) -> str:
+    """A Trigger's local UID: uuid5 of `<namespace>/<name>`."""
+    return str(uuid.uuid5(_TRIGGER_UIDS, f"{namespace}/{name}"))
+
+
+def child_name(parent: str, suffix: str) -> str:
+    """kmeta.ChildName: `parent + suffix`; past 63 characters the parent is cut, an md5 added.
+
+    With a suffix of 31 characters or more (a 36-character UID always is) the md5 is of
+    `parent + suffix`, after at most 31 characters of the parent, padded with the suffix's start
+    to 63, and trailing non-alphanumerics are cut.
+    """
+    if len(parent) <= _LONGEST - len(suffix):
+        return parent + suffix
+    if _HEAD - len(suffix) <= 0:
+        digest = hashlib.md5((parent + suffix).encode(), usedforsecurity=False).hexdigest()
+        name = parent[:_HEAD] + digest
+        name += suffix[: max(_LONGEST - len(name), 0)]
+        return name.rstrip("".join(c for c in name if not c.isalnum()) or " ")
+    digest = hashlib.md5(parent.encode(), usedforsecurity=False).hexdigest()
+    return parent[: _HEAD - len(suffix)] + digest + suffix
+
+
+def broker_exchange(namespace: str, name: str, uid: str, *, dlx: bool = False) -> str:
+    """BrokerExchangeName: `b.<ns>.<broker>.<uid>`, or `b.<ns>.<broker>.dlx.<uid>`."""
+    base = f"b.{namespace}.{name}.dlx." if dlx else f"b.{namespace}.{name}."
+    return child_name(base, uid)
+
+
+def broker_dead_letter_queue(namespace: str, name: str, uid: str) -> str:
+    """CreateBrokerDeadLetterQueueName: `b.<ns>.<broker>.dlq.<uid>`."""
+    return child_name(f"b.{namespace}.{name}.dlq.", uid)
+
+
+def trigger_queue(namespace: str, trigger: str, broker_uid: str) -> str:
+    """CreateTriggerQueueRabbitName: `<ns>.<trigger>.<broker-uid>` (not shortened)."""
+    return f"{namespace}.{trigger}.{broker_uid}"
+
+
+def trigger_dead_letter_exchange(namespace: str, trigger: str, uid: str) -> str:
+    """TriggerDLXExchangeName: `t.<ns>.<trigger>.dlx.<trigger-uid>`."""
+    return child_name(f"t.{namespace}.{trigger}.dlx.", uid)
+
+
+def trigger_dead_letter_queue(namespace: str, trigger: str, uid: str) -> str:
+    """CreateTriggerDeadLetterQueueName: `t.<ns>.<trigger>.dlq.<trigger-uid>`."""
+    return child_name(f"t.{namespace}.{trigger}.dlq.", uid)
