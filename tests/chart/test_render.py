@@ -278,9 +278,61 @@ def test_kafka_values_make_the_broker_config(helm4: str) -> None:
     assert broker["metadata"]["annotations"]["eventing.knative.dev/broker.class"] == "Kafka"
     config = by_name(of_kind(docs, "ConfigMap"))[broker["spec"]["config"]["name"]]
     assert config["data"]["bootstrap.servers"] == "my-cluster-kafka-bootstrap.kafka:9092"
-    for trigger in of_kind(docs, "Trigger"):
-        annotations = trigger["metadata"]["annotations"]
-        assert annotations.get("kafka.eventing.knative.dev/delivery.order") == "ordered"
+    assert config["data"]["default.topic.partitions"] == "10"
+
+
+ORDER_ANNOTATION = "kafka.eventing.knative.dev/delivery.order"
+
+
+def delivery_orders(docs: list[Document]) -> dict[str, str | None]:
+    return {
+        trigger["metadata"]["name"]: (trigger["metadata"].get("annotations") or {}).get(
+            ORDER_ANNOTATION
+        )
+        for trigger in of_kind(docs, "Trigger")
+    }
+
+
+@pytest.mark.parametrize("value_set", ["kafka", "production"])
+def test_on_a_kafka_broker_only_the_order_services_triggers_are_ordered(
+    helm4: str, value_set: str
+) -> None:
+    orders = delivery_orders(render(helm4, value_set))
+    ordered = {name for name, value in orders.items() if value == "ordered"}
+    assert ordered == {
+        "order-inventory-reserved",
+        "order-inventory-rejected",
+        "order-payment-authorized",
+        "order-payment-declined",
+    }
+    assert {orders[name] for name in orders.keys() - ordered} == {None}
+
+
+@pytest.mark.parametrize(
+    ("value_set", "assignments"),
+    [
+        ("default", []),
+        ("default", ["services.order.deliveryOrder=ordered"]),
+        ("rabbitmq", ["services.order.deliveryOrder=ordered"]),
+    ],
+)
+def test_other_broker_classes_get_no_delivery_order_annotation(
+    helm4: str, value_set: str, assignments: list[str]
+) -> None:
+    assert set(delivery_orders(render(helm4, value_set, assignments)).values()) == {None}
+
+
+def test_a_services_delivery_order_is_a_value_of_its_own(helm4: str) -> None:
+    docs = render(
+        helm4,
+        "kafka",
+        ["services.payment.deliveryOrder=ordered", "services.order.deliveryOrder=unordered"],
+    )
+    orders = delivery_orders(docs)
+    assert {name for name, value in orders.items() if value == "ordered"} == {
+        "payment-order-created",
+        "payment-order-cancelled",
+    }
 
 
 @pytest.mark.parametrize(

@@ -156,14 +156,14 @@ for an all-events subscriber. `delivery` is set only when the service overrides 
 {{- $filter = dict "filter" (dict "attributes" (dict "type" $type)) -}}
 {{- end -}}
 {{- $override := merge (dict) (get ($service.triggerDelivery | default dict) $type | default dict) ($service.delivery | default dict) -}}
-{{- $trigger := dict "name" (printf "%s-%s" $name ($type | replace "." "-")) "subscriber" $name "type" $type "filter" $filter -}}
+{{- $trigger := dict "name" (printf "%s-%s" $name ($type | replace "." "-")) "subscriber" $name "type" $type "filter" $filter "deliveryOrder" ($service.deliveryOrder | default "unordered") -}}
 {{- if $override -}}
 {{- $_ := set $trigger "delivery" (merge (dict) $override $brokerDelivery) -}}
 {{- end -}}
 {{- $triggers = append $triggers $trigger -}}
 {{- end -}}
 {{- if $service.allEvents -}}
-{{- $trigger := dict "name" (printf "%s-all-events" $name) "subscriber" $name -}}
+{{- $trigger := dict "name" (printf "%s-all-events" $name) "subscriber" $name "deliveryOrder" ($service.deliveryOrder | default "unordered") -}}
 {{- with $service.delivery -}}
 {{- $_ := set $trigger "delivery" (merge (dict) . $brokerDelivery) -}}
 {{- end -}}
