@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from tests.support.processes import free_port, wait_for
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KSVC_API = "serving.knative.dev/v1"
 EVENTING_API = "eventing.knative.dev/v1"
+CLASS_ANNOTATION = "eventing.knative.dev/broker.class"
+RABBITMQ_CLASS = "RabbitMQBroker"
 
 
 def broker_manifest(name: str = "default", namespace: str = "shop", **spec: Any) -> dict[str, Any]:
@@ -87,6 +90,7 @@ class BrokerProcess:
         manifest_dir = directory / "manifests"
         manifest_dir.mkdir(parents=True, exist_ok=True)
         self._manifest_file = manifest_dir / "topology.yaml"
+        self._brokers: list[Mapping[str, Any]] = []
         self.write_manifests(manifests)
         endpoints_file = directory / "endpoints.json"
         endpoints_file.write_text(json.dumps(dict(endpoints)))
@@ -109,17 +113,33 @@ class BrokerProcess:
 
     def write_manifests(self, manifests: Iterable[Mapping[str, Any]]) -> None:
         """Replace the manifests; the broker reads them at its next start."""
-        self._manifest_file.write_text(yaml.safe_dump_all(list(manifests)))
+        documents = list(manifests)
+        self._manifest_file.write_text(yaml.safe_dump_all(documents))
+        self._brokers = [d["metadata"] for d in documents if d.get("kind") == "Broker"]
 
     @property
     def database(self) -> Path:
         return self.state_dir / "broker" / "broker.db"
 
-    def ingress(self, name: str = "default", namespace: str = "shop") -> str:
+    def ingress(self, name: str = "default", namespace: str | None = None) -> str:
+        """The ingress URL of a Broker (by default in the namespace of the first Broker)."""
+        if namespace is None:
+            namespace = str(self._brokers[0]["namespace"]) if self._brokers else "shop"
         return f"{self.url}/{namespace}/{name}"
 
+    def _rabbitmq_brokers(self) -> list[str]:
+        """`namespace/name` of the Brokers of class RabbitMQBroker."""
+        return [
+            f"{m['namespace']}/{m['name']}"
+            for m in self._brokers
+            if (m.get("annotations") or {}).get(CLASS_ANNOTATION) == RABBITMQ_CLASS
+        ]
+
     def start(self, timeout: float = 20.0) -> BrokerProcess:
+        """Start the process; return once it is healthy and each RabbitMQBroker has either
+        connected or failed its first connect (its ingress answers 503 before that)."""
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        logged_before = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 self.args,
@@ -130,7 +150,22 @@ class BrokerProcess:
                 start_new_session=True,
             )
         wait_for(self._healthy, timeout=timeout, what=f"the broker's /healthz ({self.log_path})")
+        for broker in self._rabbitmq_brokers():
+            wait_for(
+                partial(self._first_connect, broker, logged_before),
+                timeout=timeout,
+                what=f"broker {broker}'s first connect to RabbitMQ ({self.log_path})",
+            )
         return self
+
+    def _first_connect(self, broker: str, logged_before: int) -> bool:
+        """Whether the log since `logged_before` says `broker` connected or could not."""
+        with self.log_path.open("rb") as log:
+            log.seek(logged_before)
+            text = log.read().decode(errors="replace")
+        return any(
+            f"broker {broker}: {outcome}" in text for outcome in ("on RabbitMQ", "cannot reach")
+        )
 
     def _healthy(self) -> bool:
         assert self.process is not None

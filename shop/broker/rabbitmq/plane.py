@@ -50,6 +50,8 @@ class _Broker:
     plan: BrokerPlan
     connection: AbstractRobustConnection | None = None
     exchange: AbstractExchange | None = None
+    #: The channel (with publisher confirms) the ingress publishes on.
+    publisher: AbstractChannel | None = None
     queues: dict[str, AbstractQueue] = field(default_factory=dict)
     dispatchers: dict[str, QueueDispatcher] = field(default_factory=dict)
     #: Messages ready in each trigger's queue (passive declares, every second).
@@ -113,8 +115,8 @@ class RabbitPlane(Collector):
         now = time.time()
         stamped = stamp(event, now)
         broker = self._brokers[route.key]
-        exchange = broker.exchange
-        if exchange is None:
+        exchange, publisher = broker.exchange, broker.publisher
+        if exchange is None or publisher is None:
             raise Refused(503, f"RabbitMQ of broker {route.key} is not reachable; retry later")
         headers_out = message_headers(stamped)
         queued = tuple(t.route.key for t in broker.plan.triggers if binds(t.binding, headers_out))
@@ -131,7 +133,7 @@ class RabbitPlane(Collector):
         )
         extra = None if seq is None else {SEQ_HEADER: seq}
         try:
-            await exchange.publish(to_message(stamped, extra), routing_key="", mandatory=False)
+            await publish_confirmed(publisher, exchange.name, to_message(stamped, extra))
         except DeliveryError as error:
             refused = Refused(500, f"RabbitMQ refused the event (nack): {error}")
         except (ChannelInvalidStateError, ConnectionError, AMQPError) as error:
@@ -158,6 +160,7 @@ class RabbitPlane(Collector):
         broker.queues = await declare_broker(channel, plan, supports_quorum(version))
         await self._start_dispatchers(broker, channel)
         broker.exchange = await channel.get_exchange(plan.exchange)
+        broker.publisher = channel
         log.info("broker %s: on RabbitMQ %s, exchange %s", plan.key, version, plan.exchange)
         while True:
             await self._poll_depth(broker)
@@ -207,7 +210,9 @@ class RabbitPlane(Collector):
         assert broker.connection is not None
         channel = await broker.connection.channel()
         await channel.set_qos(prefetch_count=PREFETCH)
-        queue = await channel.get_queue(queue_name, ensure=False)
+        # A passive declare (ensure=True): only a declared queue is restored with its
+        # consumer when the robust connection reconnects.
+        queue = await channel.get_queue(queue_name)
         route = broker.plan.route
 
         async def accept_reply(reply: WireEvent, parent: tuple[int, str] | None) -> int | None:
@@ -279,6 +284,31 @@ def _to_sink(target: Target, sink: str, audience: str | None) -> Target:
         parallelism=1,
         dead_letter_exchange=None,
         dead_letter=True,
+    )
+
+
+async def publish_confirmed(
+    channel: AbstractChannel, exchange: str, message: aio_pika.Message
+) -> None:
+    """Publish `message` to `exchange` on `channel` (with publisher confirms) and return once
+    RabbitMQ confirmed it (a nack raises DeliveryError).
+
+    As `exchange.publish` does, but without waiting, the channel's lock held, for the
+    connection's writer to write the frames out: that wait serialises every publish of the
+    channel on two turns of the event loop, and promises nothing (written is not received).
+    The frames still go out in order, the confirms are awaited each.
+    """
+    if channel.is_closed:
+        raise ChannelInvalidStateError(f"{channel!r} closed")
+    underlay = await channel.get_underlay_channel()
+    # aiormq's Channel takes `wait`; its abstract class does not declare it.
+    await underlay.basic_publish(  # type: ignore[call-arg]
+        message.body,
+        exchange=exchange,
+        routing_key="",
+        properties=message.properties,
+        mandatory=False,
+        wait=False,
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from tests.support.broker_classes import CLASSES, IDS, BrokerClass
 from tests.support.broker_process import BrokerProcess
 from tests.support.oidc import (  # the sender identity tests' issuer
     RunningIssuer,
@@ -19,6 +20,22 @@ from tests.support.scripted_subscriber import Script, ScriptedSubscriber
 StartBroker = Callable[..., BrokerProcess]
 StartIdentityBroker = Callable[..., BrokerProcess]
 NewSubscriber = Callable[..., ScriptedSubscriber]
+
+
+@pytest.fixture(scope="module", params=CLASSES, ids=[IDS[c] for c in CLASSES])
+def broker_class_name(request: pytest.FixtureRequest) -> str:
+    """The broker class a parametrised test runs on (module-scoped, for module brokers)."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def broker_class(broker_class_name: str) -> Iterator[BrokerClass]:
+    """The class under test, building this test's manifests; its RabbitMQ objects are deleted
+    afterwards (after `start_broker` stopped the brokers: fixtures end in reverse order)."""
+    chosen = BrokerClass.of(broker_class_name)
+    yield chosen
+    chosen.delete_objects()
 
 
 @pytest.fixture
@@ -37,8 +54,12 @@ def subscriber_factory() -> Iterator[NewSubscriber]:
 
 
 @pytest.fixture
-def start_broker(tmp_path: Path) -> Iterator[StartBroker]:
+def start_broker(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[StartBroker]:
     """Start `shop broker` processes on the given manifests and endpoints; stopped afterwards."""
+    for owner in ("broker_class", "namespace"):
+        if owner in request.fixturenames:
+            # Set up first so that it ends last: RabbitMQ objects are deleted once no broker runs.
+            request.getfixturevalue(owner)
     started: list[BrokerProcess] = []
 
     def start(
