@@ -1,9 +1,11 @@
 """Benchmark: the local broker (1 and 10 triggers) next to posting straight to the subscriber.
 
     python -m shop.bench.broker [--seconds 5] [--connections 32] [--rate 500] [--sync normal]
-                                [--rounds 3]
+                                [--rounds 3] [--classes sqlite,rabbitmq] [--parallelism N]
 
-For each setup it starts a fresh subscriber process (and broker process), then measures
+For each broker class (`sqlite`: the store's own brokers; `rabbitmq`: class RabbitMQBroker on
+`--rabbitmq`, its exchanges and queues deleted after each setup) and each setup it starts a
+fresh subscriber process (and broker process), then measures
   - throughput: `connections` keep-alive clients post back to back for `seconds`; events/s is
     accepted events over the time until the subscriber received the last delivery;
   - latency: events posted at `rate` per second; p50/p99 from the producer's send to the
@@ -23,6 +25,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,10 +41,25 @@ from shop.bench.broker_wire import (
     post_request,
     serve_subscriber,
 )
+from shop.bench.rabbitmq_objects import delete_broker
 
 T = TypeVar("T")
 HOST = "127.0.0.1"
-BROKER_PATH = "/shop/default"
+NAMESPACE = "shop"
+BROKER_PATH = f"/{NAMESPACE}/default"
+CLASSES = ("sqlite", "rabbitmq")
+RABBITMQ_CLASS = {"eventing.knative.dev/broker.class": "RabbitMQBroker"}
+PARALLELISM = "rabbitmq.eventing.knative.dev/parallelism"
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What one setup measures: `triggers` Triggers of a Broker of `broker_class` (0: none,
+    straight to the subscriber)."""
+
+    name: str
+    triggers: int
+    broker_class: str = ""
 
 
 @dataclass
@@ -96,25 +114,40 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def write_manifests(directory: Path, subscriber_url: str, triggers: int) -> Path:
-    """A Broker and `triggers` Triggers on `bench.event` to `<subscriber_url>/t<n>`; the folder."""
+def trigger_names(triggers: int) -> list[str]:
+    return [f"bench-{number}" for number in range(triggers)]
+
+
+def write_manifests(
+    directory: Path,
+    subscriber_url: str,
+    triggers: int,
+    *,
+    broker: str = "default",
+    rabbitmq: bool = False,
+    parallelism: int | None = None,
+) -> Path:
+    """Broker `broker` (of class RabbitMQBroker if `rabbitmq`) and `triggers` Triggers on
+    `bench.event` to `<subscriber_url>/t<n>`; the folder."""
     folder = directory / "manifests"
     folder.mkdir()
+    metadata: dict[str, object] = {"name": broker, "namespace": NAMESPACE}
+    if rabbitmq:
+        metadata["annotations"] = dict(RABBITMQ_CLASS)
     documents: list[dict[str, object]] = [
-        {
-            "apiVersion": "eventing.knative.dev/v1",
-            "kind": "Broker",
-            "metadata": {"name": "default", "namespace": "shop"},
-        }
+        {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "metadata": metadata}
     ]
-    for number in range(triggers):
+    for number, name in enumerate(trigger_names(triggers)):
+        trigger_metadata: dict[str, object] = {"name": name, "namespace": NAMESPACE}
+        if rabbitmq and parallelism is not None:
+            trigger_metadata["annotations"] = {PARALLELISM: str(parallelism)}
         documents.append(
             {
                 "apiVersion": "eventing.knative.dev/v1",
                 "kind": "Trigger",
-                "metadata": {"name": f"bench-{number}", "namespace": "shop"},
+                "metadata": trigger_metadata,
                 "spec": {
-                    "broker": "default",
+                    "broker": broker,
                     "filter": {"attributes": {"type": "bench.event"}},
                     "subscriber": {"uri": f"{subscriber_url}/t{number}"},
                 },
@@ -185,45 +218,112 @@ async def _measure(
     )
 
 
-def _run_setup(name: str, triggers: int, options: argparse.Namespace, scratch: Path) -> Measurement:
+def wait_until_accepting(port: int, path: str, timeout: float = 20.0) -> None:
+    """Return once the ingress answers 202 to an event no Trigger takes (a RabbitMQBroker's
+    answers 503 until its connection is up); exit with a message after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    headers = {
+        "ce-specversion": "1.0",
+        "ce-id": "probe",
+        "ce-source": "/bench/probe",
+        "ce-type": "bench.probe",
+        "Content-Type": "application/json",
+    }
+    request = urllib.request.Request(
+        f"http://{HOST}:{port}{path}", data=b"{}", headers=headers, method="POST"
+    )
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:
+                if response.status == 202:
+                    return
+                seen: object = response.status
+        except OSError as error:
+            seen = error
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{path} did not accept within {timeout}s: {seen}")
+        time.sleep(0.1)
+
+
+def _run_setup(setup: Setup, options: argparse.Namespace, scratch: Path) -> Measurement:
     directory = Path(tempfile.mkdtemp(dir=scratch))
     sub_port = free_port()
     subscriber = start_process(
         ["-m", "shop.bench.broker", "--subscriber", str(sub_port)], directory / "subscriber.log"
     )
     broker = None
+    rabbitmq = setup.broker_class == "rabbitmq"
+    # A name of its own per setup: a RabbitMQBroker's queues are named after it.
+    name = f"bench-{uuid.uuid4().hex[:8]}"
     try:
         wait_until_up(f"http://{HOST}:{sub_port}/_stats")
-        if triggers == 0:
+        if setup.triggers == 0:
             return run_async(
-                _measure(name, sub_port, "/", sub_port=sub_port, fanout=1, options=options)
+                _measure(setup.name, sub_port, "/", sub_port=sub_port, fanout=1, options=options)
             )
         port = free_port()
-        manifests = write_manifests(directory, f"http://{HOST}:{sub_port}", triggers)
-        broker = start_process(
-            [
-                "-m",
-                "shop.cli",
-                "broker",
-                "--manifests",
-                str(manifests),
-                "--port",
-                str(port),
-                "--state-dir",
-                str(directory / "state"),
-                "--sync",
-                options.sync,
-            ],
-            directory / "broker.log",
+        manifests = write_manifests(
+            directory,
+            f"http://{HOST}:{sub_port}",
+            setup.triggers,
+            broker=name,
+            rabbitmq=rabbitmq,
+            parallelism=options.parallelism,
         )
+        args = [
+            "-m",
+            "shop.cli",
+            "broker",
+            "--manifests",
+            str(manifests),
+            "--port",
+            str(port),
+            "--state-dir",
+            str(directory / "state"),
+            "--sync",
+            options.sync,
+        ]
+        if rabbitmq:
+            args += ["--rabbitmq", options.rabbitmq]
+        broker = start_process(args, directory / "broker.log")
+        if options.pid_file:
+            options.pid_file.write_text(f"{broker.pid} {setup.name}\n")
+        path = f"/{NAMESPACE}/{name}"
         wait_until_up(f"http://{HOST}:{port}/healthz")
+        wait_until_accepting(port, path)
         return run_async(
-            _measure(name, port, BROKER_PATH, sub_port=sub_port, fanout=triggers, options=options)
+            _measure(
+                setup.name, port, path, sub_port=sub_port, fanout=setup.triggers, options=options
+            )
         )
     finally:
         if broker is not None:
             stop_process(broker)
         stop_process(subscriber)
+        if broker is not None and rabbitmq:
+            delete_broker(options.rabbitmq, NAMESPACE, name, trigger_names(setup.triggers))
+
+
+def setups_of(classes: list[str]) -> list[Setup]:
+    """The direct post, then 1 and 10 Triggers of each broker class."""
+    found = [Setup("straight to the subscriber", 0)]
+    for broker_class in classes:
+        found += [
+            Setup(f"{broker_class}, 1 trigger", 1, broker_class),
+            Setup(f"{broker_class}, 10 triggers", 10, broker_class),
+        ]
+    return found
+
+
+def _classes(text: str) -> list[str]:
+    classes = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = sorted(set(classes) - set(CLASSES))
+    if unknown or not classes:
+        named = ", ".join(unknown) or "(none)"
+        raise argparse.ArgumentTypeError(
+            f"unknown broker class {named}: choose from {', '.join(CLASSES)}"
+        )
+    return classes
 
 
 def main() -> None:
@@ -233,27 +333,43 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500.0, help="events/s of the latency run")
     parser.add_argument("--sync", choices=("normal", "full"), default="normal")
     parser.add_argument("--rounds", type=int, default=3, help="the median round is reported")
+    parser.add_argument(
+        "--classes",
+        type=_classes,
+        default=["sqlite"],
+        help="broker classes, comma-separated: sqlite, rabbitmq (default sqlite)",
+    )
+    parser.add_argument(
+        "--rabbitmq",
+        default="amqp://guest:guest@127.0.0.1:5672/",
+        help="the RabbitMQ of the rabbitmq class",
+    )
+    parser.add_argument(
+        "--parallelism",
+        type=int,
+        help="the rabbitmq class's Triggers' parallelism annotation (default: none, that is 1)",
+    )
+    parser.add_argument(
+        "--pid-file", type=Path, help="write each broker process's pid here (to profile it)"
+    )
     parser.add_argument("--subscriber", type=int, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.subscriber:
         _run_subscriber(options.subscriber)
         return
-    setups = [
-        ("straight to the subscriber", 0),
-        ("broker, 1 trigger", 1),
-        ("broker, 10 triggers", 10),
-    ]
-    rounds: dict[str, list[Measurement]] = {name: [] for name, _ in setups}
+    setups = setups_of(options.classes)
+    rounds: dict[str, list[Measurement]] = {setup.name: [] for setup in setups}
     with tempfile.TemporaryDirectory() as scratch:
         # Rounds interleave the setups, so that whatever else the machine does hits all alike.
         for _ in range(options.rounds):
-            for name, triggers in setups:
-                rounds[name].append(_run_setup(name, triggers, options, Path(scratch)))
+            for setup in setups:
+                rounds[setup.name].append(_run_setup(setup, options, Path(scratch)))
+    parallelism = "" if options.parallelism is None else f" parallelism {options.parallelism};"
     print(
         f"{os.cpu_count()} CPUs; load: {options.connections} keep-alive connections for "
         f"{options.seconds:g} s (throughput), then {options.rate:g} events/s for "
-        f"{options.seconds:g} s (latency); broker --sync {options.sync}; binary-mode events; "
-        f"median of {options.rounds} rounds"
+        f"{options.seconds:g} s (latency); broker --sync {options.sync};{parallelism} "
+        f"binary-mode events; median of {options.rounds} rounds"
     )
     print(
         f"{'setup':<28} {'events/s':>9} {'deliveries/s':>13} {'p50 ms':>7} {'p99 ms':>7}"
@@ -267,7 +383,8 @@ def main() -> None:
         print(
             f"{name:<28} {result.events_per_second:>9.0f} "
             f"{result.deliveries_per_second:>13.0f} {result.p50_ms:>7.2f} {result.p99_ms:>7.2f}"
-            f"   {every}" + (f"  ({refused} refused)" if refused else "")
+            f"   {every}" + (f"  ({refused} refused)" if refused else ""),
+            flush=True,
         )
 
 
