@@ -14,7 +14,7 @@ from shop.inspect import NotRunning
 # A command needs `shop up` and none runs: the code each command used for it before (tests pin it).
 EXIT_NOT_RUNNING = 2
 # The `tool` extra of pyproject.toml: what only the dev tool needs (a service image has none).
-TOOL_MODULES = frozenset({"aiohttp", "aiosmtpd", "kubernetes", "uvloop"})
+TOOL_MODULES = frozenset({"aio_pika", "aiohttp", "aiosmtpd", "kubernetes", "uvloop"})
 
 
 def build_parser() -> argparse.ArgumentParser:
