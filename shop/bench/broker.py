@@ -41,7 +41,7 @@ from shop.bench.broker_wire import (
     post_request,
     serve_subscriber,
 )
-from shop.bench.rabbitmq_objects import delete_broker
+from shop.broker.rabbitmq.topology import delete_broker
 
 T = TypeVar("T")
 HOST = "127.0.0.1"

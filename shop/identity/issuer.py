@@ -14,6 +14,7 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,15 @@ class LocalIssuer:
 
     def mint(self, subject: str, audience: str, lifetime: float = DEFAULT_LIFETIME_SECONDS) -> str:
         """A token for `audience` naming `subject`, with the claims a ServiceAccount token has."""
+        return self.sign(self.claims(subject, audience, lifetime))
+
+    def sign(self, claims: Mapping[str, Any]) -> str:
+        return jwt.encode(dict(claims), self._key, algorithm=ALGORITHM, headers={"kid": self.kid})
+
+    def claims(
+        self, subject: str, audience: str, lifetime: float = DEFAULT_LIFETIME_SECONDS
+    ) -> dict[str, Any]:
+        """The claims of a fresh token: those of a ServiceAccount token the API server issues."""
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": self.url,
@@ -88,7 +98,7 @@ class LocalIssuer:
                 "namespace": parts[2],
                 "serviceaccount": {"name": parts[3]},
             }
-        return jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self.kid})
+        return claims
 
     def discovery_document(self) -> dict[str, Any]:
         """What the API server answers at /.well-known/openid-configuration."""

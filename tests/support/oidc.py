@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-import time
-import uuid
 from collections.abc import Coroutine, Iterator, Mapping
 from typing import Any, TypeVar
 
@@ -100,16 +98,7 @@ class RunningIssuer:
 
     def claims(self, subject: str, audience: str, **overrides: Any) -> dict[str, Any]:
         """The claims of a fresh hour-long token, with `overrides` (None removes a claim)."""
-        now = int(time.time())
-        claims: dict[str, Any] = {
-            "iss": self.url,
-            "sub": subject,
-            "aud": [audience],
-            "iat": now,
-            "nbf": now,
-            "exp": now + 3600,
-            "jti": str(uuid.uuid4()),
-        }
+        claims = self.issuer.claims(subject, audience, 3600.0)
         for name, value in overrides.items():
             if value is None:
                 claims.pop(name, None)

@@ -7,30 +7,14 @@ Knative, a Knative Service's is whatever the Trigger says in `subscriber.audienc
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from wire.knative.names import child_name
+
 SERVICE_ACCOUNT_PREFIX = "system:serviceaccount"
-_LONGEST_NAME = 63
-_HEAD = _LONGEST_NAME - 32  # what is kept of a long parent name before its md5 (kmeta.ChildName)
 TRIGGER_SUFFIX = "-oidc-eventing.knative.dev-Trigger"
 SINK_BINDING_SUFFIX = "-oidc-sources.knative.dev-SinkBinding"
-
-
-def child_name(parent: str, suffix: str) -> str:
-    """Knative's `kmeta.ChildName`: `parent + suffix`, or a hashed form within 63 characters."""
-    if len(parent) <= _LONGEST_NAME - len(suffix):
-        return parent + suffix
-    if _HEAD - len(suffix) <= 0:
-        digest = hashlib.md5((parent + suffix).encode(), usedforsecurity=False).hexdigest()
-        name = parent[:_HEAD] + digest
-        name += suffix[: max(0, _LONGEST_NAME - len(name))]
-        while name and not name[-1].isalnum():
-            name = name[:-1]
-        return name
-    digest = hashlib.md5(parent.encode(), usedforsecurity=False).hexdigest()
-    return parent[: _HEAD - len(suffix)] + digest + suffix
 
 
 def service_account_subject(namespace: str, account: str) -> str:

@@ -9,16 +9,13 @@ outlive pods) and different for a Broker and a Trigger of the same name.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
+
+from wire.knative.names import child_name
 
 # uuid5(NAMESPACE_URL, ...) of the kinds' API paths: fixed namespaces for the local UIDs.
 _BROKER_UIDS = uuid.uuid5(uuid.NAMESPACE_URL, "eventing.knative.dev/v1/brokers")
 _TRIGGER_UIDS = uuid.uuid5(uuid.NAMESPACE_URL, "eventing.knative.dev/v1/triggers")
-# kmeta.ChildName: the longest Kubernetes name, and what is kept of a parent before its md5.
-_LONGEST = 63
-_MD5_HEX = 32
-_HEAD = _LONGEST - _MD5_HEX
 
 
 def broker_uid(namespace: str, name: str) -> str:
@@ -29,24 +26,6 @@ def broker_uid(namespace: str, name: str) -> str:
 def trigger_uid(namespace: str, name: str) -> str:
     """A Trigger's local UID: uuid5 of `<namespace>/<name>`."""
     return str(uuid.uuid5(_TRIGGER_UIDS, f"{namespace}/{name}"))
-
-
-def child_name(parent: str, suffix: str) -> str:
-    """kmeta.ChildName: `parent + suffix`; past 63 characters the parent is cut, an md5 added.
-
-    With a suffix of 31 characters or more (a 36-character UID always is) the md5 is of
-    `parent + suffix`, after at most 31 characters of the parent, padded with the suffix's start
-    to 63, and trailing non-alphanumerics are cut.
-    """
-    if len(parent) <= _LONGEST - len(suffix):
-        return parent + suffix
-    if _HEAD - len(suffix) <= 0:
-        digest = hashlib.md5((parent + suffix).encode(), usedforsecurity=False).hexdigest()
-        name = parent[:_HEAD] + digest
-        name += suffix[: max(_LONGEST - len(name), 0)]
-        return name.rstrip("".join(c for c in name if not c.isalnum()) or " ")
-    digest = hashlib.md5(parent.encode(), usedforsecurity=False).hexdigest()
-    return parent[: _HEAD - len(suffix)] + digest + suffix
 
 
 def broker_exchange(namespace: str, name: str, uid: str, *, dlx: bool = False) -> str:

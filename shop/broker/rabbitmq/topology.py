@@ -1,12 +1,17 @@
-"""Declaring a RabbitMQBroker's exchanges, queues and bindings (idempotent, at every connect)."""
+"""Declaring a RabbitMQBroker's exchanges, queues and bindings (idempotent, at every connect),
+and deleting them again (a benchmark's or a test's broker, afterwards)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import contextlib
+from collections.abc import Iterable, Mapping
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+from aio_pika.exceptions import AMQPError
 
+from shop.broker.rabbitmq import naming
 from shop.broker.rabbitmq.plan import DLQ_ARGUMENT, BrokerPlan, TriggerPlan
 
 # Quorum queues came with RabbitMQ 3.8; an older server only has classic ones.
@@ -78,3 +83,35 @@ async def _queue(
     if dead_letter_exchange is not None:
         arguments["x-dead-letter-exchange"] = dead_letter_exchange
     return await channel.declare_queue(name, durable=True, arguments=arguments)  # type: ignore[arg-type]
+
+
+def delete_broker(url: str, namespace: str, broker: str, triggers: Iterable[str]) -> None:
+    """Delete the exchanges and queues of Broker `broker` and of its `triggers` (names), as
+    `naming` names them, on the RabbitMQ at `url`; those that do not exist are passed over."""
+    asyncio.run(_delete(url, namespace, broker, tuple(triggers)))
+
+
+async def _delete(url: str, namespace: str, broker: str, triggers: tuple[str, ...]) -> None:
+    uid = naming.broker_uid(namespace, broker)
+    queues = [naming.broker_dead_letter_queue(namespace, broker, uid)]
+    exchanges = [naming.broker_exchange(namespace, broker, uid, dlx=d) for d in (False, True)]
+    for trigger in triggers:
+        tuid = naming.trigger_uid(namespace, trigger)
+        queues += [
+            naming.trigger_queue(namespace, trigger, uid),
+            naming.trigger_dead_letter_queue(namespace, trigger, tuid),
+        ]
+        exchanges.append(naming.trigger_dead_letter_exchange(namespace, trigger, tuid))
+    connection = await aio_pika.connect(url)
+    try:
+        for name in queues:
+            # A failed delete closes its channel: one channel each.
+            channel = await connection.channel()
+            with contextlib.suppress(AMQPError):
+                await channel.queue_delete(name)
+        for name in exchanges:
+            channel = await connection.channel()
+            with contextlib.suppress(AMQPError):
+                await channel.exchange_delete(name)
+    finally:
+        await connection.close()

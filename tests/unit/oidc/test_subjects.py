@@ -7,13 +7,13 @@ import re
 
 import pytest
 
+from wire.knative.names import child_name
 from wire.oidc.subjects import (
     SINK_BINDING_SUFFIX,
     TRIGGER_SUFFIX,
     SubjectPattern,
     any_matches,
     broker_audience,
-    child_name,
     parse_patterns,
     same_namespace,
     sink_binding_subject,
