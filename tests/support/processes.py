@@ -8,7 +8,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -105,3 +106,17 @@ class ServedApp:
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    @contextmanager
+    def explained(self) -> Iterator[None]:
+        """Turn a refused or cut connection into a failure that says how the server is and
+        what it logged (a server that answered /healthz and then went away)."""
+        try:
+            yield
+        except requests.ConnectionError as error:
+            state = "running" if self.process and self.process.poll() is None else "exited"
+            if self.process is not None and self.process.returncode is not None:
+                state = f"exited with {self.process.returncode}"
+            raise AssertionError(
+                f"{self._app} on {self.url} ({state}): {error}\n{self.logs()[-4000:]}"
+            ) from error

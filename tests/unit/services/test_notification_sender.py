@@ -260,8 +260,9 @@ def test_two_gunicorn_servers_on_one_database_send_every_mail_once(
             headers, body = to_binary(
                 saga_event("user.created", data, subject=user, source="/shop/customer")
             )
-            url = servers[number % len(servers)].url
-            return requests.post(url, data=body, headers=headers, timeout=10).status_code
+            server = servers[number % len(servers)]
+            with server.explained():
+                return requests.post(server.url, data=body, headers=headers, timeout=10).status_code
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             assert set(pool.map(post, range(len(users)))) == {202}
