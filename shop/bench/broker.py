@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import signal
 import socket
@@ -33,6 +34,7 @@ from typing import TypeVar
 
 import yaml
 
+from shop.bench import amqp_alone
 from shop.bench.broker_wire import (
     RequestFactory,
     closed_loop,
@@ -50,6 +52,8 @@ BROKER_PATH = f"/{NAMESPACE}/default"
 CLASSES = ("sqlite", "rabbitmq")
 RABBITMQ_CLASS = {"eventing.knative.dev/broker.class": "RabbitMQBroker"}
 PARALLELISM = "rabbitmq.eventing.knative.dev/parallelism"
+# The baseline of the rabbitmq class: its AMQP work alone (shop/bench/amqp_alone.py).
+AMQP_ALONE = "amqp-alone"
 
 
 @dataclass(frozen=True)
@@ -246,6 +250,13 @@ def wait_until_accepting(port: int, path: str, timeout: float = 20.0) -> None:
 
 
 def _run_setup(setup: Setup, options: argparse.Namespace, scratch: Path) -> Measurement:
+    if setup.broker_class == AMQP_ALONE:
+        rate = run_async(
+            amqp_alone.events_per_second(
+                options.rabbitmq, connections=options.connections, seconds=options.seconds
+            )
+        )
+        return Measurement(setup.name, rate, rate, math.nan, math.nan, 0)
     directory = Path(tempfile.mkdtemp(dir=scratch))
     sub_port = free_port()
     subscriber = start_process(
@@ -305,8 +316,11 @@ def _run_setup(setup: Setup, options: argparse.Namespace, scratch: Path) -> Meas
 
 
 def setups_of(classes: list[str]) -> list[Setup]:
-    """The direct post, then 1 and 10 Triggers of each broker class."""
+    """The direct post (and RabbitMQ's own rate, with the rabbitmq class), then 1 and 10
+    Triggers of each broker class."""
     found = [Setup("straight to the subscriber", 0)]
+    if "rabbitmq" in classes:
+        found.append(Setup("AMQP alone (no HTTP)", 1, AMQP_ALONE))
     for broker_class in classes:
         found += [
             Setup(f"{broker_class}, 1 trigger", 1, broker_class),
