@@ -24,6 +24,17 @@ DEFAULT_IDEMPOTENCY_KEY_HOURS = 24.0
 # The least time between two fetches of the issuer's keys, and so the Retry-After of a 503 while
 # the issuer is unreachable (wire/oidc/keys.py).
 DEFAULT_KEY_REFETCH_SECONDS = 10.0
+# OTEL_TRACES_SAMPLER's values (the OpenTelemetry SDK's environment variables) and which take a
+# ratio as OTEL_TRACES_SAMPLER_ARG.
+TRACES_SAMPLERS = (
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+)
+_RATIO_SAMPLERS = ("traceidratio", "parentbased_traceidratio")
 
 
 class ConfigError(ValueError):
@@ -39,6 +50,19 @@ class SenderIdentityConfig:
     issuer: IssuerSettings
     allowed_subjects: tuple[SubjectPattern, ...] = ()
     key_refetch_seconds: float = DEFAULT_KEY_REFETCH_SECONDS
+
+
+@dataclass(frozen=True)
+class TracingConfig:
+    """Where the service's spans go (OTLP/HTTP protobuf) and which traces it records."""
+
+    #: The URL spans are posted to (the `/v1/traces` of an OTLP/HTTP receiver).
+    endpoint: str
+    #: The resource's `service.name`.
+    service_name: str
+    sampler: str = "parentbased_always_on"
+    #: The ratio of the `*traceidratio` samplers.
+    sampler_ratio: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +85,8 @@ class KitConfig:
     sender_identity: SenderIdentityConfig | None = None
     #: The token the outbox relay sends with each event, when the file exists.
     sender_token_file: str = DEFAULT_TOKEN_FILE
+    #: None: no spans are recorded (no OTLP endpoint configured).
+    tracing: TracingConfig | None = None
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> KitConfig:
@@ -72,8 +98,9 @@ class KitConfig:
         the schema is migrated by someone else, start only checks it is at head),
         DATABASE_WAIT_SECONDS (how long a request waits for a busy or unreachable database
         before it is answered 503), IDEMPOTENCY_KEY_HOURS (how long an Idempotency-Key is kept),
-        the OIDC_* variables of sender identity (`parse_sender_identity`) and OIDC_TOKEN_FILE
-        (the token the relay sends, default /oidc/token).
+        the OIDC_* variables of sender identity (`parse_sender_identity`), OIDC_TOKEN_FILE
+        (the token the relay sends, default /oidc/token) and the OTEL_* variables of traces
+        (`parse_tracing`).
         """
         env = os.environ if environ is None else environ
         return cls(
@@ -95,7 +122,59 @@ class KitConfig:
             ),
             sender_identity=parse_sender_identity(env),
             sender_token_file=env.get("OIDC_TOKEN_FILE") or DEFAULT_TOKEN_FILE,
+            tracing=parse_tracing(env, service),
         )
+
+
+def parse_tracing(env: Mapping[str, str], service: str) -> TracingConfig | None:
+    """The OpenTelemetry SDK's variables the kit reads: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the
+    URL as it is), else OTEL_EXPORTER_OTLP_ENDPOINT (+ `/v1/traces`); neither, OTEL_SDK_DISABLED
+    =true or OTEL_TRACES_EXPORTER=none: no tracing. OTEL_SERVICE_NAME (default: the service's
+    name), OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG. The exporter and the batch processor
+    read the rest of theirs themselves (OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT, OTEL_BSP_*...)."""
+    traces_endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
+    base = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+    endpoint = traces_endpoint or (f"{base.rstrip('/')}/v1/traces" if base else "")
+    exporter = env.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() or "otlp"
+    if exporter not in ("otlp", "none"):
+        raise ConfigError(f"OTEL_TRACES_EXPORTER must be otlp or none, got {exporter!r}")
+    disabled = env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+    if not endpoint or disabled or exporter == "none":
+        return None
+    name = (
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" if traces_endpoint else "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    _http_url(name, endpoint)
+    for protocol_name in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        protocol = env.get(protocol_name, "").strip()
+        if protocol and protocol != "http/protobuf":
+            raise ConfigError(
+                f"{protocol_name} must be http/protobuf (the kit's exporter), got {protocol!r}"
+            )
+    sampler = env.get("OTEL_TRACES_SAMPLER", "").strip().lower() or "parentbased_always_on"
+    if sampler not in TRACES_SAMPLERS:
+        raise ConfigError(
+            f"OTEL_TRACES_SAMPLER must be one of {', '.join(TRACES_SAMPLERS)}, got {sampler!r}"
+        )
+    return TracingConfig(
+        endpoint=endpoint,
+        service_name=env.get("OTEL_SERVICE_NAME", "").strip() or service,
+        sampler=sampler,
+        sampler_ratio=_sampler_ratio(env) if sampler in _RATIO_SAMPLERS else 1.0,
+    )
+
+
+def _sampler_ratio(env: Mapping[str, str]) -> float:
+    raw = env.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
+    if not raw:
+        return 1.0
+    try:
+        ratio = float(raw)
+    except ValueError as error:
+        raise ConfigError(f"OTEL_TRACES_SAMPLER_ARG must be a number, got {raw!r}") from error
+    if not 0.0 <= ratio <= 1.0:
+        raise ConfigError(f"OTEL_TRACES_SAMPLER_ARG must be between 0 and 1, got {raw!r}")
+    return ratio
 
 
 def parse_sender_identity(env: Mapping[str, str]) -> SenderIdentityConfig | None:

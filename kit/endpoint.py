@@ -22,7 +22,7 @@ from kit.logs import OutcomeLog
 from kit.metrics import KitMetrics
 from kit.receive import ce_headers, read_body
 from kit.sender_identity import SenderCheck
-from kit.tracing import trace_id
+from kit.tracing import DELIVERY_TRACEPARENT, trace_id
 from kit.unavailable import cause_of, retry_later_for
 from wire.http_binding import Mode, WireEvent, parse_request
 from wire.spec import InvalidEvent
@@ -86,7 +86,8 @@ class EventEndpoint:
 
     def __init__(self, sink: EventSink, app: WsgiApp, senders: SenderCheck | None = None) -> None:
         self._sink = sink
-        self._app = app
+        #: What answers every other request (the service's Flask app).
+        self.routes = app
         self._senders = senders
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
@@ -94,7 +95,7 @@ class EventEndpoint:
             "/",
             "",
         ):
-            return self._app(environ, start_response)
+            return self.routes(environ, start_response)
         answer = self.receive(environ)
         start_response(_STATUS_LINES[answer.status], answer.headers)
         return [answer.body]
@@ -125,13 +126,17 @@ class EventEndpoint:
                 e if "traceparent" in e.attributes else e.with_attributes(traceparent=traceparent)
                 for e in events
             ]
-        if mode is not Mode.BATCH:
-            return self._handle_one(events[0], in_batch=False)
-        for event in events:
-            answer = self._handle_one(event, in_batch=True)
-            if answer.status >= 300:
-                return answer
-        return empty_answer(202)
+        delivery = DELIVERY_TRACEPARENT.set(traceparent)
+        try:
+            if mode is not Mode.BATCH:
+                return self._handle_one(events[0], in_batch=False)
+            for event in events:
+                answer = self._handle_one(event, in_batch=True)
+                if answer.status >= 300:
+                    return answer
+            return empty_answer(202)
+        finally:
+            DELIVERY_TRACEPARENT.reset(delivery)
 
     def _handle_one(self, wire: WireEvent, *, in_batch: bool) -> HttpAnswer:
         sink = self._sink

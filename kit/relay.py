@@ -30,6 +30,7 @@ from kit.lease import LeaseKeeper
 from kit.metrics import KitMetrics
 from kit.outbox import outbox
 from kit.outgoing import Message
+from kit.telemetry import Telemetry, record_response
 from wire.http_binding import HEADER_PREFIX, encode_header_value
 from wire.knative.delivery import DeliverySpec, backoff_delay, is_retryable
 from wire.oidc.sender_token import bearer_headers
@@ -79,10 +80,17 @@ class RelaySettings:
 class OutboxRelay:
     """A background thread per process that drains the outbox; several may run at once."""
 
-    def __init__(self, engine: Engine, settings: RelaySettings, metrics: KitMetrics) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: RelaySettings,
+        metrics: KitMetrics,
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self._engine = engine
         self._settings = settings
         self._metrics = metrics
+        self._telemetry = telemetry or Telemetry(None)
         self._session = requests.Session()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -176,26 +184,31 @@ class OutboxRelay:
 
     def _post(self, message: Message) -> Failure | None:
         """Post one event; None when the broker accepted it, else what went wrong."""
+        assert self._settings.sink is not None
+        with self._telemetry.sending(message, self._settings.sink) as span:
+            status, failure = self._send(message, self._settings.sink)
+            record_response(span, status, failure.error if failure else None)
+        return failure
+
+    def _send(self, message: Message, sink: str) -> tuple[int | None, Failure | None]:
+        """The status of the post (None: no answer) and, unless it was accepted, why not."""
         headers = dict(message.headers)
         for name, value in self._settings.ce_overrides.items():
             headers[HEADER_PREFIX + name] = encode_header_value(value)
         try:
             headers.update(bearer_headers(self._settings.token_file))
         except OSError as error:
-            return Failure(None, f"no token to send: {error}")
-        assert self._settings.sink is not None
+            return None, Failure(None, f"no token to send: {error}")
         try:
             response = self._session.post(
-                self._settings.sink,
-                headers=headers,
-                data=message.body,
-                timeout=self._settings.timeout_seconds,
+                sink, headers=headers, data=message.body, timeout=self._settings.timeout_seconds
             )
         except requests.RequestException as error:
-            return Failure(None, f"{type(error).__name__}: {error}")
-        if 200 <= response.status_code < 300:
-            return None
-        return Failure(response.status_code, f"HTTP {response.status_code}: {response.text[:200]}")
+            return None, Failure(None, f"{type(error).__name__}: {error}")
+        status = response.status_code
+        if 200 <= status < 300:
+            return status, None
+        return status, Failure(status, f"HTTP {status}: {response.text[:200]}")
 
     def _reschedule(self, seq: int, attempts: int, error: str) -> None:
         delay = relay_backoff(attempts)

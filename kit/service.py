@@ -27,10 +27,11 @@ from kit.metrics import KitMetrics
 from kit.migrations import KIT_HISTORY
 from kit.migrations.runner import History, upgrade, verify
 from kit.openapi import serve_openapi
-from kit.outgoing import NewEvent, build_event, to_message
+from kit.outgoing import Message, NewEvent, build_event, to_message
 from kit.relay import OutboxRelay, RelaySettings
 from kit.schemas import EMPTY_REGISTRY, DataError, SchemaRegistry
 from kit.sender_identity import SenderCheck
+from kit.telemetry import Telemetry
 from kit.tracing import child_traceparent
 from kit.unavailable import database_error_response, retry_later_response
 from wire.http_binding import WireEvent
@@ -138,22 +139,34 @@ class Transaction:
         """The collaborator the service was created with under `key`."""
         return self._service.resource(key)
 
-    def build(self, new: NewEvent) -> WireEvent:
-        """The event `new` as this service sends it (source, schema, trace context)."""
+    def build(self, new: NewEvent, traceparent: str | None = None) -> WireEvent:
+        """The event `new` as this service sends it (source, schema, trace context: the
+        `traceparent` given, else a new span of this transaction's trace)."""
         return build_event(
             new,
             source=self._service.config.source,
             schemas=self._service.schemas,
-            traceparent=child_traceparent(self.traceparent),
+            traceparent=traceparent or child_traceparent(self.traceparent),
             partition_by_subject=self._service.partition_by_subject,
         )
 
     def emit(self, new: NewEvent) -> str:
         """Send `new` through the outbox once this transaction commits; returns its id."""
-        event = self.build(new)
-        outbox.enqueue(self.connection, event.id, event.type, to_message(event))
+        telemetry = self._service.telemetry
+        with telemetry.producing(new.type, self.traceparent) as traceparent:
+            event = self.build(new, traceparent)
+            telemetry.describe(event)
+            outbox.enqueue(self.connection, event.id, event.type, to_message(event))
         self.emitted += 1
         return event.id
+
+    def reply(self, new: NewEvent) -> Message:
+        """`new` as the HTTP answer to the event being handled."""
+        telemetry = self._service.telemetry
+        with telemetry.producing(new.type, self.traceparent) as traceparent:
+            event = self.build(new, traceparent)
+            telemetry.describe(event)
+            return to_message(event)
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Call `callback` once this transaction has committed, never if it rolls back (to wake
@@ -207,6 +220,7 @@ class Service:
             else create_engine(config.database_url, wait_seconds=config.database_wait_seconds)
         )
         self.metrics = KitMetrics(self._backlog)
+        self.telemetry = Telemetry(config.tracing)
         self.outcomes = OutcomeLog(log)
         self.senders = (
             None
@@ -221,7 +235,7 @@ class Service:
                 config.relay_poll_seconds,
                 token_file=config.sender_token_file,
             )
-            self.relay = OutboxRelay(self.engine, settings, self.metrics)
+            self.relay = OutboxRelay(self.engine, settings, self.metrics, self.telemetry)
         self.app = self._create_flask_app()
         self._started = False
         self._closers: list[Callable[[], None]] = []
@@ -235,12 +249,17 @@ class Service:
         return event_type in self.handlers.by_type or self.handlers.fallback is not None
 
     def start(self) -> Service:
-        """Configure logging, migrate the tables, start the relay; once, however often called."""
+        """Configure logging and traces, migrate the tables, start the relay; once, however
+        often called."""
         if self._started:
             return self
         self._started = True
         configure_logging(self.config.log_level)
         atexit.register(self.outcomes.close)
+        self.telemetry.start(self.engine)
+        self._endpoint.routes = self.telemetry.trace_routes(self.app, self._endpoint.routes)
+        # atexit runs last what it was given first: the relay stops before the spans are flushed.
+        atexit.register(self.telemetry.shutdown)
         if self.engine is not None:
             self._migrate(self.engine)
         if self.relay is not None:
@@ -310,6 +329,13 @@ class Service:
 
     def handle(self, wire: WireEvent, *, in_batch: bool = False) -> Outcome:
         """Handle one validated event once, however often it arrives; raise to refuse it."""
+        with self.telemetry.consuming(wire) as span:
+            outcome = self._handle(wire, in_batch)
+            if outcome.duplicate:
+                span.set_attribute("shop.event.duplicate", True)
+            return outcome
+
+    def _handle(self, wire: WireEvent, in_batch: bool) -> Outcome:
         handler = self.handlers.find(wire.type)
         if handler is None:
             raise InvalidEvent(
@@ -328,13 +354,13 @@ class Service:
         traceparent = wire.get("traceparent")
         if self.engine is None:
             tx = Transaction(self, None, traceparent, wire)
-            return Outcome(self._answer(handler(event, tx), tx, in_batch))
+            return Outcome(self._answer(self._call(handler, event, tx), tx, in_batch))
         key = self.handlers.once_key(wire)
         for _ in range(_CLAIM_ATTEMPTS):
             with self.engine.begin() as connection:
                 if idempotency.claim(connection, wire.source, key, wire.type):
                     tx = Transaction(self, connection, traceparent, wire)
-                    answer = self._answer(handler(event, tx), tx, in_batch)
+                    answer = self._answer(self._call(handler, event, tx), tx, in_batch)
                     idempotency.record(connection, wire.source, key, answer)
                     claimed = True
                 else:
@@ -350,6 +376,10 @@ class Service:
                 return Outcome(previous, duplicate=True)
         raise RetryLater("the same event is being handled concurrently", retry_after_seconds=1)
 
+    def _call(self, handler: Handler, event: CloudEvent, tx: Transaction) -> NewEvent | None:
+        with self.telemetry.handling(handler):
+            return handler(event, tx)
+
     def _answer(self, result: NewEvent | None, tx: Transaction, in_batch: bool) -> Answer:
         """202 for nothing to send; 200 with the reply, serialised once so duplicates get it too."""
         if result is None:
@@ -358,7 +388,7 @@ class Service:
             # One HTTP response cannot carry a reply per batch entry: send those via the outbox.
             tx.emit(result)
             return ACCEPTED
-        return Answer(200, to_message(tx.build(result)))
+        return Answer(200, tx.reply(result))
 
     # -- HTTP ---------------------------------------------------------------------------------
 
@@ -369,7 +399,8 @@ class Service:
         # EventEndpoint answers POST / before Flask routes anything; the rule is there so that
         # Flask answers OPTIONS / (the webhook handshake) and 405 to other methods on /.
         app.add_url_rule("/", EVENTS_RULE, _answered_by_event_endpoint, methods=["POST"])
-        app.wsgi_app = EventEndpoint(self, app.wsgi_app, self.senders)  # type: ignore[method-assign]
+        self._endpoint = EventEndpoint(self, app.wsgi_app, self.senders)
+        app.wsgi_app = self._endpoint  # type: ignore[method-assign]
         app.add_url_rule("/healthz", "healthz", self._healthz)
         app.add_url_rule("/readyz", "readyz", self._readyz)
         app.add_url_rule("/metrics", "metrics", self._metrics)
@@ -411,12 +442,14 @@ class Service:
         self._closers.append(callback)
 
     def close(self) -> None:
-        """Stop the relay and release database connections (tests, shutdown)."""
+        """Stop the relay, export the last spans and release database connections (tests,
+        shutdown)."""
         for callback in self._closers:
             callback()
         self.outcomes.close()
         if self.relay is not None:
             self.relay.stop()
+        self.telemetry.shutdown()
         if self.engine is not None:
             self.engine.dispose()
 
