@@ -36,6 +36,14 @@ SENDER_IDENTITY = (
     "viewer.writeToken.existingSecret=shop-viewer-write-token",
 )
 
+# Traces on with the in-chart collector, Jaeger behind it and Knative's config-observability:
+# every object the tracing values can add.
+TRACING = (
+    "tracing.enabled=true",
+    "tracing.jaeger.enabled=true",
+    "tracing.knative.configure=true",
+)
+
 
 def load_script(name: str, path: Path) -> ModuleType:
     """A Python file outside the packages (hack/, the chart's files/) imported as `name`."""

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.chart.rendering import SENDER_IDENTITY, helm_template, knative_services, render
+from tests.chart.rendering import SENDER_IDENTITY, TRACING, helm_template, knative_services, render
 from tests.conftest import REPO_ROOT, require
 
 CHECKS_DIR = Path(__file__).resolve().parent / "checkov_checks"
@@ -84,6 +84,12 @@ def run_checkov(checkov: str, directory: Path, *extra: str) -> dict[str, Any]:
         pytest.param("production", [], id="production"),
         pytest.param("default", ["migrations.mode=initContainer"], id="migrations-init-container"),
         pytest.param("production", list(SENDER_IDENTITY), id="sender-identity"),
+        pytest.param("default", list(TRACING), id="tracing"),
+        pytest.param(
+            "production",
+            ["tracing.enabled=true", "tracing.collector.exporterEndpoint=https://otlp.example.com"],
+            id="tracing-production",
+        ),
     ],
 )
 def test_checkov_fails_no_check_of_the_rendered_chart(

@@ -51,6 +51,10 @@ def _duration_validator() -> jsonschema.Draft7Validator:
         ("viewer.writeActions=maybe", "writeActions"),
         ("viewer.writeActions=true", "writeActions"),  # what a bare YAML `on` becomes
         ("viewer.writeToken.existingSecret=Not_A_Name", "existingSecret"),
+        ("tracing.samplingRate=2", "samplingRate"),  # more than every trace
+        ("tracing.samplingRate=half", "samplingRate"),
+        ("tracing.endpoint=otel-collector:4318", "endpoint"),  # no scheme
+        ("tracing.knative.namespaces[0]=Knative_Eventing", "namespaces"),
     ],
 )
 def test_the_values_schema_refuses_bad_values(helm: str, assignment: str, mentions: str) -> None:

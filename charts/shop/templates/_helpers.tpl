@@ -275,6 +275,96 @@ names, destinations as Knative Destinations.
 {{- end -}}
 
 {{/*
+Traces (tracing; docs/deploy.md, "Traces").
+*/}}
+
+{{/* "true" when the release runs its own OpenTelemetry Collector (no tracing.endpoint), else "". */}}
+{{- define "shop.tracingCollector" -}}
+{{- $tracing := .Values.tracing -}}
+{{- if and $tracing.enabled (not $tracing.endpoint) $tracing.collector.enabled -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when the release runs Jaeger behind its collector, else "". */}}
+{{- define "shop.tracingJaeger" -}}
+{{- if and (include "shop.tracingCollector" .) .Values.tracing.jaeger.enabled -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* The in-chart collector's and Jaeger's names (their Service, Deployment and ConfigMap). */}}
+{{- define "shop.collectorName" -}}
+{{- printf "%s-otel-collector" (include "shop.fullname" .) -}}
+{{- end -}}
+
+{{- define "shop.jaegerName" -}}
+{{- printf "%s-jaeger" (include "shop.fullname" .) -}}
+{{- end -}}
+
+{{/*
+The OTLP/HTTP base URL spans go to (OTEL_EXPORTER_OTLP_ENDPOINT; the exporters append
+/v1/traces): tracing.endpoint, else the in-chart collector. Fails on values that would leave
+spans nowhere to go.
+*/}}
+{{- define "shop.tracingEndpoint" -}}
+{{- $tracing := .Values.tracing -}}
+{{- if $tracing.endpoint -}}
+{{- if $tracing.jaeger.enabled -}}
+{{- fail "tracing.jaeger.enabled: Jaeger gets its spans from the in-chart collector, which tracing.endpoint replaces: unset tracing.endpoint, or send your collector's spans to a backend of your own" -}}
+{{- end -}}
+{{- trimSuffix "/" $tracing.endpoint -}}
+{{- else if $tracing.collector.enabled -}}
+{{- if not (or $tracing.jaeger.enabled $tracing.collector.exporterEndpoint) -}}
+{{- fail "tracing: the collector needs somewhere to export to: set tracing.jaeger.enabled=true (development) or tracing.collector.exporterEndpoint (your backend's OTLP/HTTP URL)" -}}
+{{- end -}}
+{{- printf "http://%s.%s.svc.cluster.local:4318" (include "shop.collectorName" .) .Release.Namespace -}}
+{{- else -}}
+{{- fail "tracing.enabled needs a collector: set tracing.endpoint (one you run) or tracing.collector.enabled=true" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The OpenTelemetry Collector's configuration (config.yaml of its ConfigMap), as YAML. */}}
+{{- define "shop.collectorConfig" -}}
+{{- $collector := .Values.tracing.collector -}}
+{{- $exporters := dict -}}
+{{- if .Values.tracing.jaeger.enabled -}}
+{{- $_ := set $exporters "otlp_http/jaeger" (dict "endpoint" (printf "http://%s.%s.svc.cluster.local:4318" (include "shop.jaegerName" .) .Release.Namespace)) -}}
+{{- end -}}
+{{- with $collector.exporterEndpoint -}}
+{{- $_ := set $exporters "otlp_http/backend" (dict "endpoint" (trimSuffix "/" .)) -}}
+{{- end -}}
+{{- $otlp := dict "protocols" (dict "http" (dict "endpoint" "0.0.0.0:4318") "grpc" (dict "endpoint" "0.0.0.0:4317")) -}}
+{{- $processors := dict
+  "memory_limiter" (dict "check_interval" "1s" "limit_percentage" 80 "spike_limit_percentage" 25)
+  "batch" (dict) -}}
+{{- $pipeline := dict "receivers" (list "otlp") "processors" (list "memory_limiter" "batch") "exporters" (keys $exporters | sortAlpha) -}}
+{{- $config := dict
+  "extensions" (dict "health_check" (dict "endpoint" "0.0.0.0:13133"))
+  "receivers" (dict "otlp" $otlp)
+  "processors" $processors
+  "exporters" $exporters
+  "service" (dict "extensions" (list "health_check") "pipelines" (dict "traces" $pipeline)) -}}
+{{- toYaml $config -}}
+{{- end -}}
+
+{{/* Jaeger's configuration: OTLP in, traces in memory, the UI on 16686 (jaeger_query's default). */}}
+{{- define "shop.jaegerConfig" -}}
+{{- $config := dict
+  "extensions" (dict
+    "healthcheckv2" (dict "use_v2" true "http" (dict "endpoint" "0.0.0.0:13133"))
+    "jaeger_storage" (dict "backends" (dict "memstore" (dict "memory" (dict "max_traces" (int .Values.tracing.jaeger.maxTraces)))))
+    "jaeger_query" (dict "storage" (dict "traces" "memstore")))
+  "receivers" (dict "otlp" (dict "protocols" (dict "http" (dict "endpoint" "0.0.0.0:4318") "grpc" (dict "endpoint" "0.0.0.0:4317"))))
+  "processors" (dict "batch" (dict))
+  "exporters" (dict "jaeger_storage_exporter" (dict "trace_storage" "memstore"))
+  "service" (dict
+    "extensions" (list "jaeger_storage" "jaeger_query" "healthcheckv2")
+    "pipelines" (dict "traces" (dict "receivers" (list "otlp") "processors" (list "batch") "exporters" (list "jaeger_storage_exporter")))) -}}
+{{- toYaml $config -}}
+{{- end -}}
+
+{{/*
 Fails unless the cluster serves every API the chart renders; `helm template` needs
 --api-versions for each (hack/render_manifests.py passes them).
 */}}
