@@ -5,12 +5,18 @@ GET    /deadletters                   newest first; ?type= &subject= &destinatio
 GET    /deadletters/summary           counts in all and by failed destination
 GET    /deadletters/<id>              one dead letter: the original event, the error, the
                                       redeliveries
-POST   /deadletters/<id>/redeliver    post the original event (same id) to the broker
+POST   /deadletters/<id>/redeliver    send the original event (same id) again: body
+                                      {"to": "subscriber"} (the default: to the Trigger that
+                                      failed it only) or {"to": "broker"} (every Trigger)
+POST   /deadletters/redeliver         {"filter": EXPR, "to": ..., "dry_run": bool}: every
+                                      pending dead letter the filter (CESQL or a Trigger
+                                      filter object, on its attributes) matches
 DELETE /deadletters/<id>              discard it
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,27 +26,32 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, request
 
 from kit import KitConfig, RequestError, create_service, current_service
-from kit.api import json_response
+from kit.api import BodySchema, json_response
 from kit.config import ConfigError
 from services.deadletter import store
 from services.deadletter.handlers import handlers
 from services.deadletter.metrics import DeadLetterMetrics
 from services.deadletter.migrations import HISTORY
-from services.deadletter.redelivery import Redeliverer
-from wire.http_binding import to_structured_document
+from services.deadletter.redelivery import DEFAULT_MODE, MODES, Mode, Redeliverer
+from wire.http_binding import WireEvent, to_structured_document
+from wire.knative.filters import FilterError, Predicate, compile_user_filter
 
 SERVICE = "deadletter"
 MAX_LIMIT = 1000
 DEFAULT_REDELIVERY_TIMEOUT = 10.0
 _EXTENSION = "shop.deadletter"
 
+log = logging.getLogger("shop.deadletter")
+
 
 @dataclass(frozen=True)
 class DeadletterConfig:
-    """The kit's settings (K_SINK or BROKER_URL is where redeliveries go) and the post timeout."""
+    """The kit's settings (K_SINK or BROKER_URL is where redeliveries go), the post timeout and
+    where a redelivery that names none goes (REDELIVER_DEFAULT_TO)."""
 
     kit: KitConfig
     redelivery_timeout_seconds: float = DEFAULT_REDELIVERY_TIMEOUT
+    default_mode: Mode = DEFAULT_MODE
 
     @property
     def broker_url(self) -> str | None:
@@ -48,7 +59,9 @@ class DeadletterConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DeadletterConfig:
-        """From the environment: the kit's variables and REDELIVERY_TIMEOUT_SECONDS."""
+        """From the environment: the kit's variables, REDELIVERY_TIMEOUT_SECONDS and
+        REDELIVER_DEFAULT_TO (`broker`, the default, or `subscriber`, which needs `shop up`'s
+        broker)."""
         env = os.environ if environ is None else environ
         raw = env.get("REDELIVERY_TIMEOUT_SECONDS")
         timeout = DEFAULT_REDELIVERY_TIMEOUT
@@ -61,7 +74,12 @@ class DeadletterConfig:
                 ) from None
             if timeout <= 0:
                 raise ConfigError(f"REDELIVERY_TIMEOUT_SECONDS must be positive, not {raw!r}")
-        return cls(KitConfig.from_env(SERVICE, env), timeout)
+        mode = env.get("REDELIVER_DEFAULT_TO") or DEFAULT_MODE
+        if mode not in MODES:
+            raise ConfigError(
+                f"REDELIVER_DEFAULT_TO must be one of {', '.join(MODES)}, not {mode[:40]!r}"
+            )
+        return cls(KitConfig.from_env(SERVICE, env), timeout, mode)
 
 
 routes = Blueprint("deadletter", __name__)
@@ -110,30 +128,129 @@ def show_dead_letter(dead_letter_id: int) -> Response:
     return json_response(200, _detail(found, attempts))
 
 
+REDELIVER = BodySchema(
+    {
+        "type": "object",
+        "properties": {"to": {"enum": list(MODES)}},
+        "additionalProperties": False,
+    }
+)
+REDELIVER_MATCHING = BodySchema(
+    {
+        "type": "object",
+        "properties": {
+            "filter": {"type": "string", "minLength": 1, "maxLength": 4096},
+            "to": {"enum": list(MODES)},
+            "dry_run": {"type": "boolean"},
+        },
+        "required": ["filter"],
+        "additionalProperties": False,
+    }
+)
+#: The most dead letters one bulk redelivery sends; more matching are refused (narrow it).
+MAX_BULK_REDELIVERIES = 1000
+
+
 @routes.post("/deadletters/<int:dead_letter_id>/redeliver")
 def redeliver_dead_letter(dead_letter_id: int) -> Response:
-    """Post the original event to the broker; 200 when it accepted, 502 when it did not.
+    """Send the original event again (`to`: subscriber or broker; REDELIVER_DEFAULT_TO when
+    absent); 200 when the broker accepted it, 502 when it did not.
 
     The attempt is recorded either way; only an accepted one marks the dead letter redelivered.
     """
-    service = current_service()
+    body = REDELIVER.parse() if request.get_data(cache=True) else {}
+    redeliverer = _redeliverer()
+    with current_service().transaction() as tx:
+        found = _existing(tx.connection, dead_letter_id)
+    attempt, answer = _redeliver(redeliverer, found, body.get("to", redeliverer.default_mode))
+    if attempt.accepted:
+        return json_response(200, answer)
+    return json_response(502, {"error": _refusal(attempt), **answer})
+
+
+@routes.post("/deadletters/redeliver")
+def redeliver_matching_dead_letters() -> Response:
+    """Send again every pending dead letter `filter` matches (oldest first), or with `dry_run`
+    list them; 200 when the broker accepted all, 502 when it refused any; 400 above the limit."""
+    body = REDELIVER_MATCHING.parse()
+    try:
+        matches = compile_user_filter(body["filter"])
+    except FilterError as error:
+        raise RequestError(400, str(error), "filter") from None
+    redeliverer = _redeliverer()
+    found = _pending_matching(matches)
+    mode: Mode = body.get("to", redeliverer.default_mode)
+    answer: dict[str, Any] = {"dry_run": body.get("dry_run", False), "to": mode}
+    if answer["dry_run"]:
+        items = [_summary(item) for item in found]
+        return json_response(200, {**answer, "count": len(items), "dead_letters": items})
+    items, refused = [], []
+    for item in found:
+        attempt, one = _redeliver(redeliverer, item, mode)
+        items.append({**_summary(item), "redelivery": one["redelivery"]})
+        if not attempt.accepted:
+            refused.append(_refusal(attempt))
+    answer.update(count=len(items), dead_letters=items)
+    if refused:
+        message = f"{len(refused)} of {len(items)} not redelivered: {refused[0]}"
+        return json_response(502, {"error": message, **answer})
+    return json_response(200, answer)
+
+
+def _redeliverer() -> Redeliverer:
     redeliverer: Redeliverer = current_app.extensions[_EXTENSION]
     if redeliverer.broker_url is None:
         raise RequestError(503, "no broker to redeliver to: set K_SINK or BROKER_URL")
+    return redeliverer
+
+
+def _redeliver(
+    redeliverer: Redeliverer, found: store.DeadLetter, mode: Mode
+) -> tuple[store.Redelivery, dict[str, Any]]:
+    """Send one dead letter again and record the attempt; the attempt and the answer's body."""
+    service = current_service()
+    attempt = redeliverer.redeliver(found, mode)
     with service.transaction() as tx:
-        found = _existing(tx.connection, dead_letter_id)
-    attempt = redeliverer.send(found.original)
-    with service.transaction() as tx:
-        kept = store.record_redelivery(tx.connection, dead_letter_id, attempt)
-        updated = store.find(tx.connection, dead_letter_id) if kept else None
-        attempts = store.redeliveries_of(tx.connection, dead_letter_id) if kept else []
-    body: dict[str, Any] = {
-        "redelivery": _redelivery(attempt),
+        kept = store.record_redelivery(tx.connection, found.id, attempt)
+        updated = store.find(tx.connection, found.id) if kept else None
+        attempts = store.redeliveries_of(tx.connection, found.id) if kept else []
+    return attempt, {
+        "redelivery": {**_redelivery(attempt), "to": mode},
         "dead_letter": None if updated is None else _detail(updated, attempts),
     }
-    if attempt.accepted:
-        return json_response(200, body)
-    return json_response(502, {"error": _refusal(attempt), **body})
+
+
+def _pending_matching(matches: Predicate) -> list[store.DeadLetter]:
+    """The pending dead letters `matches` takes, oldest first; 400 beyond the limit."""
+    found: list[store.DeadLetter] = []
+    after = 0
+    while True:
+        with current_service().transaction() as tx:
+            page = store.pending_after(tx.connection, after, 500)
+        for item in page:
+            if not _passes(matches, item.received):
+                continue
+            if len(found) == MAX_BULK_REDELIVERIES:
+                raise RequestError(
+                    400,
+                    f"the filter matches more than {MAX_BULK_REDELIVERIES} pending dead "
+                    "letters, the most one request redelivers: narrow it",
+                    "filter",
+                    limit=MAX_BULK_REDELIVERIES,
+                )
+            found.append(item)
+        if len(page) < 500:
+            return found
+        after = page[-1].id
+
+
+def _passes(matches: Predicate, event: WireEvent) -> bool:
+    try:
+        return bool(matches(event.attributes))
+    except Exception:
+        # As Knative treats a filter that fails: no match; the log says so.
+        log.exception("the filter failed on dead letter event %s; treated as no match", event.id)
+        return False
 
 
 @routes.delete("/deadletters/<int:dead_letter_id>")
@@ -247,6 +364,7 @@ def create_app(config: DeadletterConfig | None = None) -> Flask:
         config.redelivery_timeout_seconds,
         metrics.redeliveries,
         token_file=config.kit.sender_token_file,
+        default_mode=config.default_mode,
     )
     service.app.register_blueprint(routes)
     return service.start().app

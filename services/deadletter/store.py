@@ -189,6 +189,17 @@ def search(connection: sa.Connection, query: Query) -> tuple[list[DeadLetter], i
     return [_dead_letter(row._mapping) for row in rows], int(total)
 
 
+def pending_after(connection: sa.Connection, after_id: int, limit: int) -> list[DeadLetter]:
+    """Dead letters never redelivered with an id above `after_id`, oldest first (a page)."""
+    rows = connection.execute(
+        sa.select(dead_letters)
+        .where(dead_letters.c.id > after_id, dead_letters.c.redelivered_at.is_(None))
+        .order_by(dead_letters.c.id)
+        .limit(limit)
+    ).all()
+    return [_dead_letter(row._mapping) for row in rows]
+
+
 def counts_by_destination(connection: sa.Connection) -> list[tuple[str | None, bool, int]]:
     """(destination, redelivered, count) for every group of stored dead letters."""
     redelivered = dead_letters.c.redelivered_at.is_not(None)

@@ -296,6 +296,8 @@ def _run_setup(setup: Setup, options: argparse.Namespace, scratch: Path) -> Meas
         ]
         if rabbitmq:
             args += ["--rabbitmq", options.rabbitmq]
+        if not options.tracing:
+            args.append("--no-tracing")
         broker = start_process(args, directory / "broker.log")
         if options.pid_file:
             options.pid_file.write_text(f"{broker.pid} {setup.name}\n")
@@ -365,6 +367,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--pid-file", type=Path, help="write each broker process's pid here (to profile it)"
+    )
+    parser.add_argument(
+        "--no-tracing",
+        dest="tracing",
+        action="store_false",
+        help="run the broker with --no-tracing (none of its own spans)",
     )
     parser.add_argument("--subscriber", type=int, help=argparse.SUPPRESS)
     options = parser.parse_args()

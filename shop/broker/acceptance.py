@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from shop.broker.admission import (
     ARRIVAL_ATTRIBUTE,
@@ -26,6 +26,9 @@ from shop.broker.store import Writer
 from wire.errors import Problem
 from wire.http_binding import WireEvent
 from wire.spec import Attributes, AttributeValue
+
+if TYPE_CHECKING:
+    from shop.broker.tracing import SpanContext
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +63,12 @@ class Acceptor:
         event: WireEvent,
         headers: Headers,
         parent: tuple[int, str] | None = None,
+        trace: SpanContext | None = None,
     ) -> Envelope:
         """Store `event` for every trigger of `broker` whose filter it passes; raise Refused.
 
-        Returns once the event is committed: the caller may answer 202.
+        Returns once the event is committed: the caller may answer 202. `trace` is the event's
+        receive span, the parent of its delivery spans.
         """
         now = time.time()
         stamped = stamp(event, now)
@@ -81,6 +86,7 @@ class Acceptor:
             arrival=now,
             parent_seq=None if parent is None else parent[0],
             parent_trigger=None if parent is None else parent[1],
+            trace=trace,
         )
         return await self._writer.accept(envelope, tuple(matched))
 
@@ -106,9 +112,23 @@ class Accepts(Protocol):
     """What the HTTP ingress hands a valid event to: the store's Acceptor, or a broker class's
     own data plane (shop.broker.rabbitmq)."""
 
-    async def accept(self, broker: BrokerRoute, event: WireEvent, headers: Headers) -> object:
-        """Take the event for `broker`; return once it is durable; raise Refused."""
+    async def accept(
+        self,
+        broker: BrokerRoute,
+        event: WireEvent,
+        headers: Headers,
+        *,
+        trace: SpanContext | None = None,
+    ) -> object:
+        """Take the event for `broker`; return once it is durable (an Envelope when the store
+        took it); raise Refused. `trace`: the event's receive span."""
         ...
+
+
+def matching_triggers(broker: BrokerRoute, attributes: Attributes) -> tuple[str, ...]:
+    """The keys of the Triggers of `broker` whose filter passes `attributes` (the filter view):
+    where the store's brokers route an event (a replay asks too)."""
+    return tuple(trigger.key for trigger in broker.triggers if _passes(trigger, attributes))
 
 
 def _passes(trigger: TriggerRoute, attributes: Attributes) -> bool:

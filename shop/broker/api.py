@@ -16,6 +16,7 @@ from shop.broker.http_server import JSON, Request, Response
 from shop.broker.journal import Journal
 from shop.broker.metrics import CONTENT_TYPE, BrokerMetrics
 from shop.broker.routes import Routes, TriggerRoute
+from shop.broker.spans import TRACE_ID, TraceReader
 from wire.knative import DeliverySpec, Destination
 from wire.topology import broker_json, topology_document, trigger_json
 
@@ -25,10 +26,17 @@ PREFIX = "/_shop"
 class ObservabilityApi:
     """Answers GETs of `/healthz`, `/metrics` and `/_shop/...`."""
 
-    def __init__(self, routes: Routes, journal: Journal, metrics: BrokerMetrics) -> None:
+    def __init__(
+        self,
+        routes: Routes,
+        journal: Journal,
+        metrics: BrokerMetrics,
+        traces: TraceReader | None = None,
+    ) -> None:
         self._routes = routes
         self._journal = journal
         self._metrics = metrics
+        self._traces = traces
         self._topology = json.dumps(routes_document(routes)).encode()
         self._by_path: dict[str, Callable[[Request], Awaitable[Response]]] = {
             "/healthz": self.healthz,
@@ -45,7 +53,26 @@ class ObservabilityApi:
             return await handler(request)
         if request.path.startswith(f"{PREFIX}/events/"):
             return await self.event(request.path[len(f"{PREFIX}/events/") :])
+        if request.path.startswith(f"{PREFIX}/traces/") and self._traces is not None:
+            return await self.trace(request.path[len(f"{PREFIX}/traces/") :])
         return None
+
+    async def trace(self, trace_id: str) -> Response:
+        """`GET /_shop/traces/<trace_id>`: every span of the trace, the broker's and the
+        services', by start (docs/observability.md, "Traces under shop up")."""
+        assert self._traces is not None
+        if not TRACE_ID.fullmatch(trace_id):
+            return _json(
+                {
+                    "error": f"a trace id is 32 lowercase hex digits, not {trace_id[:40]!r}",
+                    "field": "trace_id",
+                },
+                400,
+            )
+        spans = await asyncio.to_thread(self._traces.trace, trace_id)
+        if not spans:
+            return _json({"error": f"no spans of trace {trace_id}"}, 404)
+        return _json({"trace_id": trace_id, "spans": [span.to_json() for span in spans]})
 
     async def healthz(self, request: Request) -> Response:
         return _json({"status": "ok"})

@@ -24,6 +24,8 @@ DEFAULT_ATTEMPT_TIMEOUT = 300.0
 # commit, and reads again below four fifths of it.
 MAX_UNFINISHED_DELIVERIES = 100_000
 MAX_WAITING_ACCEPTS = 10_000
+# The most events one replay (`POST /_shop/replay`, `shop replay`) sends; more are refused.
+MAX_REPLAY_EVENTS = 10_000
 # Retention (docs/broker.md): an event whose deliveries are all final is pruned once it is older
 # than this, or, oldest first, while the store holds more than this. A laptop's working day of
 # local runs fits, and a soak at 500 events/s stays well under a gigabyte.
@@ -53,6 +55,7 @@ class BrokerConfig:
     default_attempt_timeout: float = DEFAULT_ATTEMPT_TIMEOUT
     max_unfinished_deliveries: int = MAX_UNFINISHED_DELIVERIES
     max_waiting_accepts: int = MAX_WAITING_ACCEPTS
+    max_replay_events: int = MAX_REPLAY_EVENTS
     retention_age: float = DEFAULT_RETENTION_AGE
     retention_bytes: int = DEFAULT_RETENTION_BYTES
     log_level: str = "INFO"
@@ -64,6 +67,9 @@ class BrokerConfig:
     #: The RabbitMQ of every RabbitMQBroker (`--rabbitmq`), over what its RabbitmqBrokerConfig
     #: says; None: the config's, else amqp://guest:guest@127.0.0.1:5672/.
     rabbitmq_url: str | None = None
+    #: The broker's own spans (an event received, each delivery attempt; `--no-tracing`: none).
+    #: The OTLP receiver takes the services' spans either way.
+    tracing: bool = True
 
     def __post_init__(self) -> None:
         if (self.oidc_issuer is None) != (self.oidc_key is None):

@@ -40,6 +40,7 @@ from shop.broker.routes import BrokerRoute, Routes, TriggerRoute
 from shop.broker.sender import AttemptResult, Sender
 from shop.broker.store import DeliveryState, PendingDelivery, State, StoreError, Unstorable
 from shop.broker.tokens import TokenMinter
+from shop.broker.tracing import BrokerTracer, SpanContext
 from wire.http_binding import WireEvent
 from wire.knative import is_retryable, next_wait
 from wire.oidc.subjects import trigger_subject
@@ -103,8 +104,10 @@ class TriggerDispatcher:
         count: Callable[[int], None],
         identity: DeliveryIdentity | None = None,
         order: PartitionOrder[Delivery] | None = None,
+        tracer: BrokerTracer | None = None,
     ) -> None:
         self.route = route
+        self._tracer = tracer
         self._count = count
         self._broker = broker
         self._sender = sender
@@ -184,6 +187,12 @@ class TriggerDispatcher:
     async def _attempt(self, delivery: Delivery) -> Attempt:
         phase = delivery.phase
         url, headers, body = self._request(delivery)
+        span = None
+        if self._tracer is not None:
+            # The attempt's own span goes in the W3C header; the event's `traceparent`
+            # extension stays the producer's (tracing.py).
+            span = self._tracer.attempt_context(delivery.envelope)
+            headers += b"traceparent: " + span.traceparent.encode() + b"\r\n"
         started = time.time()
         clock = time.perf_counter()
         result = await self._sender.post(
@@ -192,7 +201,7 @@ class TriggerDispatcher:
         reply_seq = None
         destination = url
         if result.ok and result.reply is not None:
-            reply_seq, result = await self._route_reply(delivery.envelope, result)
+            reply_seq, result = await self._route_reply(delivery.envelope, result, span)
             if not result.ok:
                 destination = self._broker.url
         return Attempt(
@@ -206,6 +215,7 @@ class TriggerDispatcher:
             result,
             destination,
             reply_seq,
+            span,
         )
 
     def _request(self, delivery: Delivery) -> tuple[str, bytes, bytes]:
@@ -228,7 +238,7 @@ class TriggerDispatcher:
         return url, headers, body
 
     async def _route_reply(
-        self, envelope: Envelope, result: AttemptResult
+        self, envelope: Envelope, result: AttemptResult, span: SpanContext | None = None
     ) -> tuple[int | None, AttemptResult]:
         """Send a subscriber's reply back into the broker, as Knative's reply destination does."""
         assert result.reply is not None
@@ -238,9 +248,19 @@ class TriggerDispatcher:
             refused = self._authorize_reply(reply)
             if refused is not None:
                 return None, refused
+        tracer = self._tracer
+        receiving = None
+        if tracer is not None:
+            receiving = tracer.begin_receive(
+                reply.attributes, None if span is None else span.traceparent
+            )
         try:
             stored = await self._acceptor.accept(
-                self._broker, reply, result.reply_headers, parent=(envelope.seq, self.route.key)
+                self._broker,
+                reply,
+                result.reply_headers,
+                parent=(envelope.seq, self.route.key),
+                trace=None if receiving is None else receiving.context,
             )
         except Refused as refused:
             body = _json_body(refused.to_json())
@@ -251,6 +271,10 @@ class TriggerDispatcher:
         except StoreError as error:
             return None, AttemptResult(
                 503, str(error).encode(), error=f"storing the reply failed: {error}"
+            )
+        if tracer is not None and receiving is not None:
+            tracer.received(
+                receiving, self._broker.key, stored.event.attributes, stored.seq, self._broker.url
             )
         return stored.seq, result
 
@@ -309,9 +333,12 @@ class Dispatcher:
         metrics: BrokerMetrics,
         default_timeout: float,
         identity: DeliveryIdentity | None = None,
+        *,
+        tracer: BrokerTracer | None = None,
     ) -> None:
         self._metrics = metrics
         self._identity = identity
+        self._tracer = tracer
         self._triggers: dict[str, TriggerDispatcher] = {}
         self._routes = routes
         self._sender = sender
@@ -343,6 +370,7 @@ class Dispatcher:
                     count=functools.partial(self._count, route.key),
                     identity=self._identity,
                     order=orders.get(route.key),
+                    tracer=self._tracer,
                 )
                 trigger.start()
                 self._triggers[route.key] = trigger

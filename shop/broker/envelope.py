@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from shop.broker.admission import TTL_ATTRIBUTE, Headers
 from shop.broker.http_client import encode_headers
 from wire.http_binding import WireEvent, to_binary, to_structured
 from wire.knative import add_dead_letter_extensions
+
+if TYPE_CHECKING:
+    from shop.broker.tracing import SpanContext
 
 
 @dataclass(slots=True)
@@ -19,6 +23,8 @@ class Envelope:
     `seq` is given by the store when the event is committed. `event` carries
     `knativearrivaltime` and `knativebrokerttl`; subscribers get it without the hop counter.
     `partition` is the partition of its Kafka topic, given when an ordered Trigger first needs it.
+    `trace` is its receive span (`shop.broker.tracing`), the parent of its delivery spans; None
+    with tracing off, and for an event read back from the store.
     """
 
     broker: str
@@ -29,6 +35,7 @@ class Envelope:
     parent_trigger: str | None = None
     seq: int = 0
     partition: int | None = None
+    trace: SpanContext | None = None
     _outgoing: WireEvent | None = field(default=None, repr=False)
     _requests: dict[bool, tuple[bytes, bytes]] = field(default_factory=dict, repr=False)
 

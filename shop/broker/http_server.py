@@ -25,7 +25,7 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import parse_qsl
@@ -140,6 +140,7 @@ class _Incoming:
     wants_continue: bool = False
     head_done: bool = False  # fields after the head are a chunked body's trailers
     trailer_size: int = 0
+    body_limit: int = 0  # the body's limit for this request's path, known with its head
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,7 +294,7 @@ class _Connection(asyncio.Protocol):
         ):
             # RFC 9112 6.1: the framing of such a message is faulty.
             raise _Refusal(400, "an HTTP/1.0 request cannot use Transfer-Encoding")
-        limit = self._server.max_body_bytes
+        limit = incoming.body_limit = self._server.body_limit(self._url)
         declared = find_header(incoming.headers, "content-length")
         if declared is not None and declared.strip().isdigit() and int(declared) > limit:
             raise _Refusal(*body_too_large(limit))
@@ -306,7 +307,7 @@ class _Connection(asyncio.Protocol):
         incoming = self._incoming
         assert incoming is not None
         incoming.body_size += len(body)
-        limit = self._server.max_body_bytes
+        limit = incoming.body_limit
         if incoming.body_size > limit:
             raise _Refusal(*body_too_large(limit))
         incoming.body.append(body)
@@ -462,14 +463,24 @@ class HttpServer:
         handler: Handler,
         max_body_bytes: int,
         error_headers: tuple[tuple[str, str], ...] = (),
+        body_limits: Mapping[str, int] | None = None,
     ) -> None:
         self.handler = handler
         self.max_body_bytes = max_body_bytes
         self.error_headers = error_headers
+        #: Paths whose bodies have a limit of their own (the OTLP receiver's).
+        self.body_limits = dict(body_limits or {})
         self.connections: set[_Connection] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
+
+    def body_limit(self, url: bytes) -> int:
+        """The body limit of a request for `url` (its path's own, else max_body_bytes)."""
+        if not self.body_limits:
+            return self.max_body_bytes
+        path = url.split(b"?", 1)[0].decode("latin-1")
+        return self.body_limits.get(path, self.max_body_bytes)
 
     async def start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()

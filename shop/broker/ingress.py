@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -18,10 +19,12 @@ from shop.broker.acceptance import Accepts, Refused
 from shop.broker.admission import BadPath, broker_of_path, pass_through_headers
 from shop.broker.authentication import AUTHORIZATION, Authenticator
 from shop.broker.authorization import Authorization, log_refusal
+from shop.broker.envelope import Envelope
 from shop.broker.http_server import JSON, Request, Response
 from shop.broker.metrics import BrokerMetrics
 from shop.broker.routes import BrokerRoute, Routes
 from shop.broker.store import StoreError, Unstorable
+from shop.broker.tracing import TRACEPARENT, BrokerTracer
 from wire.http_binding import Mode, WireEvent, content_mode, parse_request
 from wire.spec import InvalidEvent
 
@@ -66,14 +69,18 @@ class Ingress:
         metrics: BrokerMetrics,
         room: Callable[[], Awaitable[None]] | None = None,
         senders: SenderCheck | None = None,
+        *,
+        tracer: BrokerTracer | None = None,
     ) -> None:
         self._routes = routes
         self._acceptor = acceptor
         self._metrics = metrics
         self._room = room
         self._senders = senders
+        self._tracer = tracer
 
     async def handle(self, request: Request) -> Response:
+        started = time.time_ns()
         if request.method == "OPTIONS":
             return _HANDSHAKE
         if request.method != "POST":
@@ -98,8 +105,17 @@ class Ingress:
                 return self._refuse(broker.key, refused)
         if self._room is not None:
             await self._room()
+        tracer = self._tracer
+        receiving = None
+        if tracer is not None:
+            receiving = tracer.begin_receive(event.attributes, request.header(TRACEPARENT), started)
         try:
-            await self._acceptor.accept(broker, event, pass_through_headers(request.headers))
+            stored = await self._acceptor.accept(
+                broker,
+                event,
+                pass_through_headers(request.headers),
+                trace=None if receiving is None else receiving.context,
+            )
         except Refused as refused:
             return self._refuse(broker.key, refused)
         except Unstorable as error:
@@ -107,6 +123,16 @@ class Ingress:
         except StoreError as error:
             # The Kafka broker answers 503 when its write fails; the producer should retry.
             return self._refuse(broker.key, Refused(503, f"the event could not be stored: {error}"))
+        if tracer is not None and receiving is not None:
+            # The store's Envelope, or a RabbitMQBroker's journal seq (None: not journaled).
+            seq = stored.seq if isinstance(stored, Envelope) else stored
+            tracer.received(
+                receiving,
+                broker.key,
+                event.attributes,
+                seq if isinstance(seq, int) else None,
+                broker.url,
+            )
         self._metrics.ingress(broker.key, 202)
         return _ACCEPTED
 

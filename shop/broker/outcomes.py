@@ -9,13 +9,16 @@ import logging
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from shop.broker.envelope import Envelope
 from shop.broker.metrics import BrokerMetrics
 from shop.broker.sender import AttemptResult
 from shop.broker.store import DeliveryState, State, Writer
 from wire.knative import dead_letter_extensions
+
+if TYPE_CHECKING:
+    from shop.broker.tracing import BrokerTracer, SpanContext
 
 log = logging.getLogger("shop.broker.delivery")
 
@@ -80,14 +83,19 @@ class Attempt(NamedTuple):
     result: AttemptResult
     destination: str
     reply_seq: int | None = None
+    #: The attempt's own span (its `traceparent`), with tracing on.
+    span: SpanContext | None = None
 
 
 class OutcomeRecorder:
     """Logs, counts and journals delivery outcomes: the one builder of their store rows."""
 
-    def __init__(self, writer: Writer, metrics: BrokerMetrics) -> None:
+    def __init__(
+        self, writer: Writer, metrics: BrokerMetrics, tracer: BrokerTracer | None = None
+    ) -> None:
         self._writer = writer
         self._metrics = metrics
+        self._tracer = tracer
 
     def succeeded(self, attempt: Attempt) -> None:
         """The subscriber took the event (and its reply, if any, is stored), or the dead-letter
@@ -165,6 +173,8 @@ class OutcomeRecorder:
             attempt.reply_seq,
         )
         self._writer.record(attempt=row, delivery=state, dead_letter=dead_letter)
+        if self._tracer is not None:
+            self._tracer.attempted(attempt, outcome)
 
     def _log(self, attempt: Attempt, outcome: Outcome, level: int, message: str) -> None:
         if not log.isEnabledFor(level):

@@ -2,8 +2,11 @@
 
 The rule, in one place (`Pruner.step`): an event whose every delivery is final (delivered,
 dead-lettered to a sink, or kept in the local dead-letter table), or that matched no trigger,
-is pruned with its delivery rows, attempts and local dead letters once it is older than the
-retention age, or, oldest first, while the store's live data exceeds the retention size. An
+is pruned with its delivery rows, attempts, local dead letters and the broker's spans of it once
+it is older than the retention age, or, oldest first, while the store's live data exceeds the
+retention size. Spans (the broker's and those the services exported over OTLP) are pruned once
+they are older than the retention age, and, oldest first, before any event, while the store is
+over its size: they are the journal's commentary, the events its matter. An
 event with a delivery still pending (or on its way to the dead-letter sink), or that RabbitMQ
 still holds for a trigger of a RabbitMQBroker (`queued`), is never pruned, whatever its age.
 
@@ -29,6 +32,7 @@ from shop.broker.store import AUTO_VACUUM_INCREMENTAL, State
 log = logging.getLogger(__name__)
 
 BATCH_EVENTS = 200  # events pruned by one step at most
+BATCH_SPANS = 1000  # spans pruned by one step at most
 SCAN_ROWS = 2000  # events one step looks at, at most (unfinished ones are passed over)
 INTERVAL_SECONDS = 1.0  # between steps when there is nothing to catch up
 DUTY = 0.2  # the share of the writer's time steps may take while catching up
@@ -128,6 +132,9 @@ class Pruner:
         started = time.perf_counter()
         self._due = time.monotonic() + INTERVAL_SECONDS  # also if this step fails
         excess = self._live_bytes() - self._max_bytes
+        spans_left = self._prune_spans(over_size=excess > 0)
+        if excess > 0:  # what the spans gave back may be enough
+            excess = self._live_bytes() - self._max_bytes
         by_age, by_size, swept = self._choose(excess)
         chosen = by_age + by_size
         if chosen:
@@ -143,6 +150,7 @@ class Pruner:
             or len(chosen) >= BATCH_EVENTS
             or free_left >= VACUUM_MIN_PAGES
             or (live > self._max_bytes and bool(chosen))
+            or spans_left
         )
         seconds = time.perf_counter() - started
         pause = seconds * (1 - DUTY) / DUTY if more else INTERVAL_SECONDS
@@ -191,6 +199,7 @@ class Pruner:
         try:
             connection.execute("BEGIN")
             for table, column in (
+                ("spans", "event_seq"),
                 ("attempts", "event_seq"),
                 ("deliveries", "event_seq"),
                 ("dead_letters", "event_seq"),
@@ -207,6 +216,31 @@ class Pruner:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
+
+    def _prune_spans(self, *, over_size: bool) -> bool:
+        """Prune the oldest spans older than the retention age, or, while the store is over its
+        size, whatever their age; whether a full batch went (more may be due). The broker's
+        spans of an event also go with it (`_delete`); this takes the services' spans, and
+        those of the broker that were written after their event was pruned."""
+        connection = self._connection
+        cutoff = self._clock() - self._age
+        chosen: list[int] = []
+        # Read lazily: with nothing to prune the first row ends it.
+        cursor = connection.execute(
+            "SELECT seq, received FROM spans ORDER BY seq LIMIT ?", (BATCH_SPANS,)
+        )
+        try:
+            for seq, received in cursor:  # in the order they were stored, so oldest first
+                if received >= cutoff and not over_size:
+                    break
+                chosen.append(seq)
+        finally:
+            cursor.close()
+        if chosen:
+            connection.execute(
+                f"DELETE FROM spans WHERE seq IN ({','.join('?' * len(chosen))})", chosen
+            )
+        return len(chosen) >= BATCH_SPANS
 
     def _give_back_pages(self) -> tuple[int, int]:
         """Return up to VACUUM_STEP_PAGES free pages to the file system; (given, still free)."""

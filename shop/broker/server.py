@@ -22,15 +22,22 @@ from shop.broker.http_server import HttpServer, Request, Response
 from shop.broker.ingress import ALLOW, Ingress, SenderCheck
 from shop.broker.journal import Journal
 from shop.broker.metrics import BrokerMetrics
+from shop.broker.otlp import MAX_BODY_BYTES as MAX_OTLP_BYTES
+from shop.broker.otlp import PATH as OTLP_PATH
+from shop.broker.otlp import OtlpReceiver
 from shop.broker.outcomes import OutcomeRecorder
 from shop.broker.rabbitmq.journal import RabbitJournal
 from shop.broker.rabbitmq.plan import BrokerPlan, PlanError, plan_rabbitmq
 from shop.broker.rabbitmq.plane import ByBrokerClass, RabbitPlane
+from shop.broker.replay import Replayer, StoreResender
+from shop.broker.replay_api import ReplayApi
 from shop.broker.retention import Pruner, PruneStep, store_bytes
 from shop.broker.routes import RouteError, Routes, build_routes, load_endpoints
 from shop.broker.sender import Sender
+from shop.broker.spans import TraceReader
 from shop.broker.store import Checkpointer, Writer, connect, load_pending
 from shop.broker.tokens import TokenMinter
+from shop.broker.tracing import BrokerTracer
 from shop.identity.issuer import LocalIssuer
 from shop.manifests import ManifestError, Topology, load_topology
 from wire.knative.filters import compile_trigger_filter
@@ -126,6 +133,7 @@ class _Parts:
     sender: Sender
     server: HttpServer
     rabbit: RabbitPlane
+    spans: BrokerTracer
 
 
 class Backpressure:
@@ -180,8 +188,11 @@ def _assemble(config: BrokerConfig, loaded: Loaded, loop: asyncio.AbstractEventL
     metrics = BrokerMetrics()
     sender = Sender()
     delivery_identity, senders = _identity_parts(config, loaded)
+    # Spans go to the writer in batches: the broker's own (unless --no-tracing) and OTLP's.
+    spans = BrokerTracer(lambda rows: writer.record(spans=rows))
+    tracer = spans if config.tracing else None
     dispatcher = Dispatcher(
-        routes, sender, metrics, config.default_attempt_timeout, delivery_identity
+        routes, sender, metrics, config.default_attempt_timeout, delivery_identity, tracer=tracer
     )
 
     def pruned(step: PruneStep) -> None:
@@ -189,7 +200,7 @@ def _assemble(config: BrokerConfig, loaded: Loaded, loop: asyncio.AbstractEventL
 
     writer = Writer(connection, loop, dispatcher.committed, pruner, pruned)
     acceptor = Acceptor(writer, metrics)
-    dispatcher.start(acceptor, OutcomeRecorder(writer, metrics))
+    dispatcher.start(acceptor, OutcomeRecorder(writer, metrics, tracer))
     rabbit = RabbitPlane(
         loaded.rabbitmq,
         sender,
@@ -207,21 +218,45 @@ def _assemble(config: BrokerConfig, loaded: Loaded, loop: asyncio.AbstractEventL
     if resumed:
         log.info("resuming %d unfinished deliveries from %s", resumed, config.database)
     routes = loaded.routes
-    api = ObservabilityApi(routes, Journal(config.database), metrics)
+    api = ObservabilityApi(routes, Journal(config.database), metrics, TraceReader(config.database))
+    otlp = OtlpReceiver(spans.received_spans)
     backpressure = Backpressure(config, dispatcher, writer)
     backpressure.check()
-    ingress = Ingress(routes, ByBrokerClass(rabbit, acceptor), metrics, backpressure.room, senders)
+    ingress = Ingress(
+        routes, ByBrokerClass(rabbit, acceptor), metrics, backpressure.room, senders, tracer=tracer
+    )
+    store_resender = StoreResender(writer)
+    replay_api = ReplayApi(
+        Replayer(
+            config.database,
+            routes,
+            lambda broker: rabbit if rabbit.serves(broker) else store_resender,
+            backpressure.room,
+            config.max_replay_events,
+        )
+    )
 
     async def handle(request: Request) -> Response:
+        if request.path == OTLP_PATH:  # telemetry of this machine: no sender identity asked
+            return await otlp.handle(request)
         if request.method == "GET":
             response = await api.respond(request)
+            if response is not None:
+                return response
+        elif request.path.startswith("/_shop/"):
+            response = await replay_api.respond(request)
             if response is not None:
                 return response
         return await ingress.handle(request)
 
     # Errors the server answers by itself (too large, unreadable) are the ingress's too.
-    server = HttpServer(handle, config.max_event_bytes, error_headers=(("Allow", ALLOW),))
-    return _Parts(connection, writer, checkpointer, dispatcher, sender, server, rabbit)
+    server = HttpServer(
+        handle,
+        config.max_event_bytes,
+        error_headers=(("Allow", ALLOW),),
+        body_limits={OTLP_PATH: MAX_OTLP_BYTES},
+    )
+    return _Parts(connection, writer, checkpointer, dispatcher, sender, server, rabbit, spans)
 
 
 def _stored_routes(loaded: Loaded) -> Routes:
@@ -271,6 +306,7 @@ async def serve(config: BrokerConfig, loaded: Loaded, stop: asyncio.Event) -> No
         await parts.dispatcher.stop()
         await parts.rabbit.stop()
         await parts.sender.close()
+        parts.spans.flush()
         parts.writer.stop()
         parts.checkpointer.stop()
         parts.connection.close()

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from shop.broker.config import Synchronous
 from shop.broker.envelope import Envelope
+from shop.broker.spans import INSERT as _SPANS
+from shop.broker.spans import create_table as create_spans_table
 
 if TYPE_CHECKING:
     from shop.broker.retention import Pruner, PruneStep
@@ -109,8 +111,8 @@ _DEAD_LETTERS = (
     " error_status, error_data) VALUES "
 )
 # Rows go in as multi-row INSERTs of these sizes, so the SQL strings repeat (the sqlite3
-# module caches their prepared statements) and a batch takes few statements. 64 rows of 11
-# columns stay under the 999 variables of older SQLite builds.
+# module caches their prepared statements) and a batch takes few statements. 64 rows of 13
+# columns (spans) stay under the 999 variables of older SQLite builds.
 _CHUNKS = (64, 32, 16, 8, 4, 2, 1)
 # How long outcome records wait before another try when the store could not take them.
 RETRY_SECONDS = 0.5
@@ -209,6 +211,7 @@ class _Record:
     attempt: tuple[object, ...] | None
     delivery: tuple[object, ...] | None
     dead_letter: tuple[object, ...] | None
+    spans: Sequence[tuple[object, ...]] = ()
 
 
 _Write = _Accept | _Record
@@ -249,6 +252,7 @@ def connect(path: Path, synchronous: Synchronous) -> sqlite3.Connection:
         # Every statement of SCHEMA is IF NOT EXISTS: running it again adds what is new.
         connection.executescript(SCHEMA)
         connection.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    create_spans_table(connection)
     if connection.execute("PRAGMA auto_vacuum").fetchone()[0] != AUTO_VACUUM_INCREMENTAL:
         _convert_to_incremental_vacuum(connection, path)
     return connection
@@ -444,9 +448,13 @@ class Writer:
         attempt: tuple[object, ...] | None = None,
         delivery: DeliveryState | None = None,
         dead_letter: tuple[object, ...] | None = None,
+        spans: Sequence[tuple[object, ...]] = (),
     ) -> None:
-        """Queue outcome rows (an attempt, a delivery's new state, a local dead letter)."""
-        self._put(_Record(attempt, None if delivery is None else delivery.row(), dead_letter))
+        """Queue outcome rows (an attempt, a delivery's new state, a local dead letter) or a
+        batch of `spans` rows."""
+        self._put(
+            _Record(attempt, None if delivery is None else delivery.row(), dead_letter, spans)
+        )
 
     def _put(self, item: _Write) -> None:
         self._gathered.append(item)
@@ -498,13 +506,30 @@ class Writer:
             seq += rows.accepted is not None
             writes.append(rows)
         try:
-            self._commit(writes)
+            self._commit(writes, with_spans=False)
         except Exception:
             log.warning("a group commit of %d writes failed; writing each alone", len(writes))
             self._write_each(writes)
             return
         self._next_seq = seq
         self._loop.call_soon_threadsafe(self._done, writes, ())
+        self._commit_spans(writes)
+
+    def _commit_spans(self, writes: Sequence[_Rows]) -> None:
+        """The batch's spans, in a transaction of their own once its events are answered: a
+        span never holds back a 202. Spans that cannot be stored are lost, with a warning."""
+        rows = [row for write in writes for row in write.spans]
+        if not rows:
+            return
+        connection = self._connection
+        try:
+            connection.execute("BEGIN")
+            _insert(connection, _SPANS, rows)
+            connection.execute("COMMIT")
+        except Exception as error:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            log.warning("%d spans could not be stored: %s", len(rows), error)
 
     def _write_each(self, writes: list[_Rows]) -> None:
         """One transaction per write: a bad row is refused alone, store trouble delays the rest."""
@@ -529,7 +554,7 @@ class Writer:
         self._next_seq = seq
         self._loop.call_soon_threadsafe(self._done, writes, tuple(retry))
 
-    def _commit(self, writes: Sequence[_Rows]) -> None:
+    def _commit(self, writes: Sequence[_Rows], *, with_spans: bool = True) -> None:
         connection = self._connection
         try:
             connection.execute("BEGIN")
@@ -538,6 +563,7 @@ class Writer:
                 (_DELIVERIES, [row for write in writes for row in write.deliveries]),
                 (_ATTEMPTS, [row for write in writes for row in write.attempts]),
                 (_DEAD_LETTERS, [row for write in writes for row in write.dead_letters]),
+                (_SPANS, [row for write in writes for row in write.spans] if with_spans else []),
             ):
                 _insert(connection, statement, rows)
             connection.execute("COMMIT")
@@ -595,6 +621,7 @@ class _Rows:
     deliveries: list[tuple[object, ...]] = field(default_factory=list)
     attempts: list[tuple[object, ...]] = field(default_factory=list)
     dead_letters: list[tuple[object, ...]] = field(default_factory=list)
+    spans: Sequence[tuple[object, ...]] = ()
     error: Exception | None = None
 
     @classmethod
@@ -610,6 +637,7 @@ class _Rows:
             rows.deliveries.append(item.delivery)
         if item.dead_letter is not None:
             rows.dead_letters.append(item.dead_letter)
+        rows.spans = item.spans
         return rows
 
     def renumber(self, seq: int) -> None:

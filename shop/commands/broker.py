@@ -12,6 +12,7 @@ from shop.broker.config import (
     DEFAULT_PORT,
     DEFAULT_RETENTION_AGE,
     DEFAULT_RETENTION_BYTES,
+    MAX_REPLAY_EVENTS,
     MAX_UNFINISHED_DELIVERIES,
     BrokerConfig,
     parse_age,
@@ -69,6 +70,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="unfinished deliveries held in memory before the ingress stops reading requests",
     )
     parser.add_argument(
+        "--max-replay",
+        type=int,
+        default=MAX_REPLAY_EVENTS,
+        metavar="N",
+        help=f"the most events one replay sends; a larger range is refused ({MAX_REPLAY_EVENTS})",
+    )
+    parser.add_argument(
         "--retention-age",
         type=_argument(parse_age),
         default=DEFAULT_RETENTION_AGE,
@@ -115,6 +123,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "amqp://guest:guest@127.0.0.1:5672/)"
         ),
     )
+    parser.add_argument(
+        "--no-tracing",
+        dest="tracing",
+        action="store_false",
+        help=(
+            "record none of the broker's own spans (receive, delivery attempts); the OTLP "
+            "receiver at /v1/traces still takes the services' spans"
+        ),
+    )
     parser.add_argument("--log-level", default="INFO")
     parser.set_defaults(func=_run, parser=parser)
 
@@ -147,11 +164,13 @@ def _run(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             synchronous=args.sync,
             max_unfinished_deliveries=args.max_unfinished,
+            max_replay_events=args.max_replay,
             retention_age=args.retention_age,
             retention_bytes=args.retention_bytes,
             log_level=args.log_level.upper(),
             oidc_issuer=args.oidc_issuer,
             oidc_key=args.oidc_key,
             rabbitmq_url=args.rabbitmq,
+            tracing=args.tracing,
         )
     )

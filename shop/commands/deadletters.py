@@ -11,6 +11,7 @@ from typing import Any
 import requests
 
 from shop.inspect import DEFAULT_STATE_DIR
+from shop.inspect.confirm import CONFIRM_ABOVE, confirmed
 from shop.inspect.deadletters import (
     ApiError,
     DeadLetterClient,
@@ -33,9 +34,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="list, show, redeliver or delete the events no subscriber took",
         description=(
             "The deadletter service keeps every event the broker gave up on, with the URL that "
-            "failed and its answer. `redeliver` posts the original event (same id) back to the "
-            "broker. Locally, events of triggers without a dead-letter sink, which the broker "
-            "keeps itself, are listed too."
+            "failed and its answer. `redeliver ID` sends the original event (same id) again: "
+            "by default to the subscriber that failed it only (--to subscriber, through the "
+            "local broker's /_shop/redeliver; the other Triggers, which took it, do not get it "
+            "twice), or with --to broker back through the broker, where every Trigger whose "
+            "filter matches gets it again. `redeliver --filter EXPR` sends every pending dead "
+            "letter the filter matches. Locally, events of triggers without a dead-letter "
+            "sink, which the broker keeps itself, are listed too."
         ),
     )
     parser.add_argument("action", nargs="?", choices=ACTIONS, default="list")
@@ -47,6 +52,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--until", help="list: received before (RFC 3339, or 10m...)")
     parser.add_argument("--state", choices=("pending", "redelivered"), help="list: only these")
     parser.add_argument("--limit", type=int, default=100, help="list: at most this many (100)")
+    parser.add_argument(
+        "--to",
+        choices=("subscriber", "broker"),
+        default="subscriber",
+        help=(
+            "redeliver: to the subscriber that failed it only (default, the safe one), or "
+            "through the broker to every Trigger that matches"
+        ),
+    )
+    parser.add_argument(
+        "--filter",
+        metavar="EXPR",
+        help="redeliver: every pending dead letter this CESQL or filter object matches",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="redeliver --filter: only list")
+    parser.add_argument("--yes", action="store_true", help="redeliver --filter: do not ask")
     parser.add_argument("--json", action="store_true", help="print the service's JSON answer")
     parser.add_argument("--url", metavar="URL", help="the deadletter service (default: shop up's)")
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="of `shop up`")
@@ -54,7 +75,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.action != "list" and args.id is None:
+    bulk = args.action == "redeliver" and args.filter is not None
+    if bulk and args.id is not None:
+        args.parser.error("redeliver takes an id or --filter, not both")
+    if args.action != "list" and args.id is None and not bulk:
         args.parser.error(f"{args.action} needs the id of a dead letter")
     local: LocalShop | None = None
     if args.url is None:
@@ -69,6 +93,8 @@ def _run(args: argparse.Namespace) -> int:
             item = client.show(args.id)
             print(json.dumps(item, indent=2) if args.json else render_detail(item, names))
             return 0
+        if bulk:
+            return _redeliver_matching(client, args, names)
         if args.action == "redeliver":
             return _redeliver(client, args)
         client.delete(args.id)
@@ -106,7 +132,7 @@ def _list(
 
 def _redeliver(client: DeadLetterClient, args: argparse.Namespace) -> int:
     try:
-        body = client.redeliver(args.id)
+        body = client.redeliver(args.id, args.to)
     except ApiError as error:
         print(f"shop deadletters: dead letter {args.id} not redelivered: {error.message}")
         return 1
@@ -116,9 +142,31 @@ def _redeliver(client: DeadLetterClient, args: argparse.Namespace) -> int:
     else:
         event = body["dead_letter"]
         print(
-            f"dead letter {args.id} redelivered: {event['type']} id={event['event_id']} "
-            f"-> {attempt['url']} answered {attempt['status']}"
+            f"dead letter {args.id} redelivered to the {args.to}: {event['type']} "
+            f"id={event['event_id']} -> {attempt['url']} answered {attempt['status']}"
         )
+    return 0
+
+
+def _redeliver_matching(client: DeadLetterClient, args: argparse.Namespace, names: Any) -> int:
+    """`redeliver --filter`: list what matches, ask above a few, then send them."""
+    plan = client.redeliver_matching(args.filter, args.to, dry_run=True)
+    count = plan["count"]
+    if args.dry_run or not count:
+        if args.json:
+            print(json.dumps(plan, indent=2))
+        else:
+            print(render_list({"dead_letters": plan["dead_letters"], "total": count}, names))
+        return 0
+    if count > CONFIRM_ABOVE and not args.yes and not args.json:
+        print(render_list({"dead_letters": plan["dead_letters"], "total": count}, names))
+    if not confirmed(count, "dead letters", yes=args.yes, stdin=sys.stdin, out=sys.stdout):
+        return 1
+    body = client.redeliver_matching(args.filter, args.to, dry_run=False)
+    if args.json:
+        print(json.dumps(body, indent=2))
+    else:
+        print(f"{body['count']} dead letters redelivered to the {args.to}")
     return 0
 
 

@@ -99,6 +99,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "amqp://guest:guest@127.0.0.1:5672/; docs/broker.md)"
         ),
     )
+    parser.add_argument(
+        "--no-tracing",
+        dest="tracing",
+        action="store_false",
+        help=(
+            "no traces: the services get no OTEL_EXPORTER_OTLP_ENDPOINT and the broker records "
+            "none of its own spans (docs/observability.md)"
+        ),
+    )
     parser.set_defaults(func=_run)
 
 
@@ -125,6 +134,7 @@ def _run(args: argparse.Namespace) -> int:
             cwd=cwd,
             oidc=args.oidc,
             rabbitmq=args.rabbitmq,
+            tracing=args.tracing,
         ),
         echo=LogEcho(args.log_format) if args.log_format else None,
     )

@@ -43,18 +43,28 @@ class DeadLetterClient:
     def show(self, dead_letter_id: int) -> dict[str, Any]:
         return self._call("GET", f"/deadletters/{dead_letter_id}")
 
-    def redeliver(self, dead_letter_id: int) -> dict[str, Any]:
-        return self._call("POST", f"/deadletters/{dead_letter_id}/redeliver")
+    def redeliver(self, dead_letter_id: int, to: str) -> dict[str, Any]:
+        """Send one dead letter again: `to` the subscriber that failed it, or the broker."""
+        return self._call("POST", f"/deadletters/{dead_letter_id}/redeliver", body={"to": to})
+
+    def redeliver_matching(self, expression: str, to: str, dry_run: bool) -> dict[str, Any]:
+        """Send (or with `dry_run` list) every pending dead letter `expression` matches."""
+        body = {"filter": expression, "to": to, "dry_run": dry_run}
+        return self._call("POST", "/deadletters/redeliver", body=body)
 
     def delete(self, dead_letter_id: int) -> None:
         self._call("DELETE", f"/deadletters/{dead_letter_id}")
 
     def _call(
-        self, method: str, path: str, params: Mapping[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         url = f"{self.base_url.rstrip('/')}{path}"
         try:
-            response = requests.request(method, url, params=params, timeout=self.timeout)
+            response = requests.request(method, url, params=params, json=body, timeout=self.timeout)
         except requests.RequestException as error:
             why = why_no_answer(error)
             message = f"the deadletter service at {self.base_url} did not answer: {why}"

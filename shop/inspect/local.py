@@ -27,6 +27,7 @@ from shop.inspect.status import (
     counts_from_summary,
 )
 from shop.manifests import ManifestError, Topology, load_topology
+from shop.runner.endpoints import RESERVED_KEYS
 from wire.knative.filters.description import describe_filter
 from wire.topology import TopologyError, check_topology
 
@@ -88,7 +89,8 @@ def _services(endpoints: Mapping[str, str]) -> list[ServiceStatus]:
     names = sorted(
         key
         for key, url in endpoints.items()
-        if "/" not in key and key not in ("broker", "smtp", "maildir") and url.startswith("http")
+        # the runner's own keys (the OIDC issuer, the trace receiver...) are no services
+        if "/" not in key and key not in RESERVED_KEYS and url.startswith("http")
     )
     return [
         ServiceStatus(name, endpoints[name].rstrip("/"), _probe(f"{endpoints[name]}/readyz"))

@@ -67,6 +67,9 @@ class UpConfig:
     # The RabbitMQ of every Broker of class RabbitMQBroker (`--rabbitmq`), passed on to the
     # broker; None: each one's RabbitmqBrokerConfig, else the local default.
     rabbitmq: str | None = None
+    # Traces (docs/observability.md, "Traces under shop up"): the services export their spans to
+    # the broker's OTLP receiver and the broker records its own; False: neither.
+    tracing: bool = True
 
     @property
     def run_dir(self) -> Path:

@@ -10,6 +10,8 @@ One flat JSON object of strings, so that `jq -r .order` works and the broker rea
     "smtp"                 the local SMTP server (smtp://127.0.0.1:<port>)
     "maildir"              the Maildir it delivers to
     "oidc"                 the local OIDC issuer, when sender identity is on
+    "otlp"                 the broker's OTLP/HTTP trace receiver (http://127.0.0.1:8080/v1/traces),
+                           when tracing is on
     "pid"                  the pid of the `shop up` that wrote it: the CLI tells a live run
                            from one that ended by it (shop.inspect.endpoints.local_shop)
 """
@@ -27,7 +29,7 @@ from shop.runner.addresses import LocalAddresses
 # Bare keys the runner itself uses; a Knative Service with one of these names is reachable
 # under its `namespace/name` key only.
 PID_KEY = "pid"
-RESERVED_KEYS = frozenset({"broker", "smtp", "maildir", "oidc", PID_KEY})
+RESERVED_KEYS = frozenset({"broker", "smtp", "maildir", "oidc", "otlp", PID_KEY})
 
 
 def endpoints_document(
@@ -38,10 +40,11 @@ def endpoints_document(
     *,
     pid: int,
     issuer: str | None = None,
+    otlp: str | None = None,
 ) -> dict[str, str]:
     """The endpoints.json content for a topology whose processes are at `addresses`.
 
-    `pid` is that of the `shop up` running them.
+    `pid` is that of the `shop up` running them; `otlp` the trace receiver's URL, if any.
     """
     document: dict[str, str] = {}
     for broker in topology.brokers:
@@ -57,6 +60,8 @@ def endpoints_document(
     document["maildir"] = str(maildir)
     if issuer is not None:
         document["oidc"] = issuer
+    if otlp is not None:
+        document["otlp"] = otlp
     document[PID_KEY] = str(pid)
     return document
 

@@ -11,7 +11,8 @@ Every rule of how a pod's environment becomes a local process's environment live
 5. what Knative and the SinkBinding inject: PORT, K_SERVICE, K_CONFIGURATION, K_REVISION,
    K_SINK, K_CE_OVERRIDES, and HOST=127.0.0.1 so nothing listens beyond this machine;
    with sender identity on, the local issuer as OIDC_ISSUER and the SinkBinding's token file
-   as OIDC_TOKEN_FILE (`shop.runner.identity`);
+   as OIDC_TOKEN_FILE (`shop.runner.identity`); with tracing on, the broker's OTLP receiver as
+   OTEL_EXPORTER_OTLP_ENDPOINT and the service's name as OTEL_SERVICE_NAME (`otel_environment`);
 6. PATH with the project's virtual environment's bin directory first;
 7. `--env SERVICE:KEY=VALUE`.
 """
@@ -60,6 +61,9 @@ class LocalContext:
     maildir: Path
     broker_url: str
     cwd: Path
+    #: Where the services export their spans (the broker's port: its OTLP receiver); None:
+    #: tracing off (`shop up --no-tracing`, or no broker runs).
+    otlp_endpoint: str | None = None
 
     def placeholders(self, name: str, namespace: str, port: int) -> dict[str, str]:
         """Every placeholder's value for the process of `namespace/name` on `port`."""
@@ -130,6 +134,26 @@ def sink_environment(
     return env
 
 
+# The OpenTelemetry SDK's endpoint variables: a manifest's name a cluster's collector.
+OTEL_ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+
+
+def otel_environment(env: dict[str, str], service: str, endpoint: str | None) -> None:
+    """Point the service's OpenTelemetry exporter at `endpoint` (OTLP/HTTP protobuf), or, with
+    None, at nothing: a manifest's collector address means nothing on this machine."""
+    for name in OTEL_ENDPOINTS:
+        env.pop(name, None)
+    if endpoint is None:
+        return
+    env.update(
+        {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_SERVICE_NAME": service,
+        }
+    )
+
+
 def service_environment(
     service: Service,
     topology: Topology,
@@ -166,6 +190,7 @@ def service_environment(
         }
     )
     env.update(sink_environment(topology, service, addresses))
+    otel_environment(env, service.name, context.otlp_endpoint)
     if identity is not None:
         identity.environment(service, env)
     path = env.get("PATH") or os.defpath
@@ -292,6 +317,7 @@ def plan_broker(
         str(config.endpoints_file),
         *(identity.broker_arguments() if identity is not None else ()),
         *(("--rabbitmq", config.rabbitmq) if config.rabbitmq is not None else ()),
+        *(() if config.tracing else ("--no-tracing",)),
     )
     return ProcessPlan(name="broker", argv=argv, env=env, url=url, health_url=f"{url}/healthz")
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from shop.broker.otlp import PATH as OTLP_PATH
 from shop.manifests import ManifestError, Topology, load_topology
 from shop.runner.addresses import LOCAL_HOST, LocalAddresses, NoFreePort, ports_after
 from shop.runner.config import UpConfig
@@ -153,6 +154,8 @@ def _plan(
         maildir=config.maildir,
         broker_url=addresses.broker_url(first.namespace, first.name) if first else "",
         cwd=config.cwd,
+        # The broker's port takes OTLP/HTTP (`/v1/traces`); without a broker nothing does.
+        otlp_endpoint=f"http://{LOCAL_HOST}:{config.port}" if first and config.tracing else None,
     )
     identity = (
         plan_identity(topology, config.state_dir, identity_socket)
@@ -192,6 +195,9 @@ def _plan(
                 config.maildir,
                 pid=os.getpid(),
                 issuer=identity.url if identity is not None else None,
+                otlp=(
+                    None if context.otlp_endpoint is None else f"{context.otlp_endpoint}{OTLP_PATH}"
+                ),
             ),
         )
     except BaseException:

@@ -37,6 +37,7 @@ from shop.broker.rabbitmq.plan import BrokerPlan
 from shop.broker.rabbitmq.topology import binds, declare_broker, supports_quorum
 from shop.broker.routes import BrokerRoute
 from shop.broker.sender import Sender
+from shop.broker.tracing import SpanContext
 from wire.http_binding import WireEvent
 
 log = logging.getLogger(__name__)
@@ -114,12 +115,44 @@ class RabbitPlane(Collector):
         journal seq and trigger of the event this one replies to."""
         now = time.time()
         stamped = stamp(event, now)
+        return await self._publish(
+            route, stamped, now, self.targets(route, stamped), parent=parent, routed=True
+        )
+
+    def targets(self, route: BrokerRoute, event: WireEvent) -> tuple[str, ...]:
+        """The Triggers whose binding routes `event` to their queue (RabbitMQ's own rule)."""
+        headers = message_headers(event)
+        triggers = self._brokers[route.key].plan.triggers
+        return tuple(t.route.key for t in triggers if binds(t.binding, headers))
+
+    async def resend(
+        self,
+        route: BrokerRoute,
+        event: WireEvent,
+        headers: Headers,
+        triggers: tuple[str, ...],
+        *,
+        routed: bool,
+    ) -> int | None:
+        """Journal and publish an event accepted again (`shop.broker.replay`): `routed`, to the
+        broker's exchange (`triggers` are its bindings' targets), else to each Trigger's queue
+        only."""
+        return await self._publish(route, event, time.time(), triggers, routed=routed)
+
+    async def _publish(
+        self,
+        route: BrokerRoute,
+        stamped: WireEvent,
+        now: float,
+        queued: tuple[str, ...],
+        *,
+        routed: bool,
+        parent: tuple[int, str] | None = None,
+    ) -> int | None:
         broker = self._brokers[route.key]
         exchange, publisher = broker.exchange, broker.publisher
         if exchange is None or publisher is None:
             raise Refused(503, f"RabbitMQ of broker {route.key} is not reachable; retry later")
-        headers_out = message_headers(stamped)
-        queued = tuple(t.route.key for t in broker.plan.triggers if binds(t.binding, headers_out))
         seq = await self._journal.accepted(
             Envelope(
                 route.key,
@@ -132,8 +165,13 @@ class RabbitPlane(Collector):
             queued,
         )
         extra = None if seq is None else {SEQ_HEADER: seq}
+        message = to_message(stamped, extra)
+        # The default exchange routes by queue name: a Trigger's queue alone gets the message.
+        queues = {t.route.key: t.queue for t in broker.plan.triggers}
+        destinations = [(exchange.name, "")] if routed else [("", queues[t]) for t in queued]
         try:
-            await publish_confirmed(publisher, exchange.name, to_message(stamped, extra))
+            for name, routing_key in destinations:
+                await publish_confirmed(publisher, name, message, routing_key)
         except DeliveryError as error:
             refused = Refused(500, f"RabbitMQ refused the event (nack): {error}")
         except (ChannelInvalidStateError, ConnectionError, AMQPError) as error:
@@ -288,10 +326,11 @@ def _to_sink(target: Target, sink: str, audience: str | None) -> Target:
 
 
 async def publish_confirmed(
-    channel: AbstractChannel, exchange: str, message: aio_pika.Message
+    channel: AbstractChannel, exchange: str, message: aio_pika.Message, routing_key: str = ""
 ) -> None:
     """Publish `message` to `exchange` on `channel` (with publisher confirms) and return once
-    RabbitMQ confirmed it (a nack raises DeliveryError).
+    RabbitMQ confirmed it (a nack raises DeliveryError); `routing_key` is a queue's name for
+    the default exchange `""`.
 
     As `exchange.publish` does, but without waiting, the channel's lock held, for the
     connection's writer to write the frames out: that wait serialises every publish of the
@@ -305,7 +344,7 @@ async def publish_confirmed(
     await underlay.basic_publish(  # type: ignore[call-arg]
         message.body,
         exchange=exchange,
-        routing_key="",
+        routing_key=routing_key,
         properties=message.properties,
         mandatory=False,
         wait=False,
@@ -326,7 +365,14 @@ class ByBrokerClass:
         self._rabbit = rabbit
         self._store = store
 
-    async def accept(self, broker: BrokerRoute, event: WireEvent, headers: Headers) -> object:
+    async def accept(
+        self,
+        broker: BrokerRoute,
+        event: WireEvent,
+        headers: Headers,
+        *,
+        trace: SpanContext | None = None,
+    ) -> object:
         if self._rabbit.serves(broker.key):
             return await self._rabbit.accept(broker, event, headers)
-        return await self._store.accept(broker, event, headers)
+        return await self._store.accept(broker, event, headers, trace=trace)

@@ -201,6 +201,84 @@ def test_deadletters_through_the_viewers_pass_through(shop: ShopUp) -> None:
     )
 
 
+def broker_journal(shop: ShopUp, event_id: str) -> list[dict[str, Any]]:
+    """The local broker's journal entries of `event_id`, oldest first."""
+    admin = shop.broker_url.rsplit("/", 2)[0]
+    found: list[dict[str, Any]] = []
+    after = 0
+    while True:
+        page = requests.get(
+            f"{admin}/_shop/events", params={"after": after, "limit": 1000}, timeout=5
+        ).json()
+        found += [e for e in page["events"] if e["id"] == event_id]
+        if not page["events"]:
+            return found
+        after = page["next_after"]
+
+
+def test_replay_sends_a_journaled_event_again_with_its_id(shop: ShopUp) -> None:
+    event_id = f"cli-{uuid.uuid4().hex[:8]}"
+    run_shop(shop, "send", "--type", "cli.replay", "--id", event_id)
+    seen_by_viewer(shop, event_id)
+    chosen = ["--filter", f"id = '{event_id}'"]
+    listed = run_shop(shop, "replay", "--dry-run", *chosen)
+    assert listed.code == 0, listed.err
+    assert event_id in listed.out and "shop/viewer" in listed.out
+    assert "1 events would go" in listed.out
+    sent = run_shop(shop, "replay", *chosen)
+    assert sent.code == 0, sent.err
+    assert "1 of 1 events sent again" in sent.out
+    wait_for(
+        lambda: next(e for e in viewer_events(shop) if e["id"] == event_id)["deliveries"] == 2,
+        timeout=15,
+        what="the viewer to get the event a second time (same id)",
+    )
+
+
+def test_deadletters_redeliver_by_filter_sends_each_to_the_subscriber_that_failed_it(
+    shop: ShopUp,
+) -> None:
+    order = f"o-{uuid.uuid4().hex[:8]}"
+    event_id = f"cli-{order}"
+    run_shop(
+        shop,
+        "send",
+        "--type",
+        "order.created",
+        "--id",
+        event_id,
+        "--subject",
+        order,
+        "--field",
+        "bad=1",
+    )
+    wait_for(
+        lambda: run_shop(shop, "deadletters", "--subject", order).out.count(order) == 2,
+        timeout=30,
+        interval=0.2,
+        what="two dead letters",
+    )
+    chosen = ["--filter", f"subject = '{order}'"]
+    listed = run_shop(shop, "deadletters", "redeliver", *chosen, "--dry-run")
+    assert listed.code == 0, listed.err
+    assert listed.out.count(order) == 2 and "pending" in listed.out
+    sent = run_shop(shop, "deadletters", "redeliver", *chosen)
+    assert sent.code == 0, sent.out + sent.err
+    assert "2 dead letters redelivered to the subscriber" in sent.out
+
+    def finished() -> list[dict[str, Any]] | None:
+        again = broker_journal(shop, event_id)[1:]
+        states = [d["state"] for entry in again for d in entry["deliveries"]]
+        return again if len(again) == 2 and "pending" not in states else None
+
+    # Each went to the one Trigger that failed it (and fails it again), not to the other.
+    again = wait_for(finished, timeout=30, what="both redeliveries finished")
+    assert sorted(d["trigger"] for e in again for d in e["deliveries"]) == [
+        "shop/inventory-order-created",
+        "shop/payment-order-created",
+    ]
+
+
 def test_status_reports_the_local_shop_ready_with_its_dead_letters(shop: ShopUp) -> None:
     ran = run_shop(shop, "status", "--local", "--manifests", str(shop.manifests_dir))
     assert ran.code == 0, ran.out + ran.err

@@ -79,7 +79,11 @@ def minimal_topology() -> list[dict[str, Any]]:
         gunicorn_service(
             "deadletter",
             "services.deadletter.app:create_app()",
-            {"DATABASE_URL": "postgresql://cluster-only/deadletter"},
+            # As the chart sets them; `shop up` replaces both (the local profile).
+            {
+                "DATABASE_URL": "postgresql://cluster-only/deadletter",
+                "REDELIVER_DEFAULT_TO": "broker",
+            },
         ),
         {
             "apiVersion": "sources.knative.dev/v1",
