@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test tools lint bench manifests kind-up clean mutation
+.PHONY: up test tools lint bench manifests asyncapi kind-up clean mutation
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ mutation: $(STAMP)
 # manifests/ is the chart rendered with default values; a test fails when they drift apart.
 manifests: $(STAMP) tools
 	PATH="$(CURDIR)/.tools/bin:$$PATH" $(BIN)/python hack/render_manifests.py
+
+# catalog/asyncapi.json: the AsyncAPI document of the catalog on manifests/ (`shop asyncapi`);
+# a test fails when it is stale, and the official AsyncAPI parser checks it (make tools).
+asyncapi: $(STAMP)
+	$(BIN)/shop asyncapi --manifests manifests --out catalog/asyncapi.json
 
 # A kind cluster with Knative Serving (Kourier), Eventing and the MT broker.
 kind-up:

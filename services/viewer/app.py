@@ -12,6 +12,13 @@
     POST /api/send                          the send form: post an event to the broker
     GET|POST|DELETE /api/deadletters...     the deadletter service's API, passed through (it is
                                             cluster-local; the viewer is public)
+    GET  /catalog, /asyncapi.json           the event catalog as a page and as its AsyncAPI
+                                            document (services.viewer.catalog_page)
+    GET  /api/catalog/types                 each catalog type with its Send tab template
+                                            (services.viewer.catalog_types)
+    GET  /api/deliveries?seq= | ?id=&source=  one event in the broker's journal, with every
+                                            Trigger's delivery and attempt (.deliveries)
+    GET  /api/traces/<trace_id>             the broker's spans of one trace (.traces)
 
 Sending, redelivering and discarding are write actions, allowed as VIEWER_WRITE_ACTIONS says
 (services.viewer.write_access); reading is open.
@@ -38,6 +45,8 @@ from prometheus_client import Gauge
 from kit import KitConfig, RequestError, create_service
 from kit.api import json_response
 from kit.config import ConfigError
+from services.viewer import catalog_page, catalog_types, deliveries, traces
+from services.viewer.broker_reads import BrokerReads, install_broker_reads
 from services.viewer.handlers import HISTORY, handlers
 from services.viewer.history import EventHistory
 from services.viewer.restore import broker_of, journal_url_for, restore_history
@@ -328,7 +337,21 @@ def show_dead_letter(dead_letter_id: int) -> Response:
 @routes.post("/api/deadletters/<int:dead_letter_id>/redeliver")
 @write_action
 def redeliver_dead_letter(dead_letter_id: int) -> Response:
-    return _deadletter("POST", f"/deadletters/{dead_letter_id}/redeliver")
+    """Optional body `{"to": "subscriber"|"broker"}`, checked by the deadletter service."""
+    path = f"/deadletters/{dead_letter_id}/redeliver"
+    return _deadletter("POST", path, body=_forwarded_body())
+
+
+@routes.post("/api/deadletters/redeliver")
+@write_action
+def redeliver_matching_dead_letters() -> Response:
+    """Body `{"filter": EXPR, "to": ..., "dry_run": bool}`, as the deadletter service takes it."""
+    return _deadletter("POST", "/deadletters/redeliver", body=_forwarded_body())
+
+
+def _forwarded_body() -> tuple[bytes, str] | None:
+    data = request.get_data(cache=True)
+    return (data, request.content_type or "application/json") if data else None
 
 
 @routes.delete("/api/deadletters/<int:dead_letter_id>")
@@ -337,8 +360,14 @@ def delete_dead_letter(dead_letter_id: int) -> Response:
     return _deadletter("DELETE", f"/deadletters/{dead_letter_id}")
 
 
-def _deadletter(method: str, path: str, params: Mapping[str, str] | None = None) -> Response:
-    """The deadletter service's answer to the same request, passed through unchanged."""
+def _deadletter(
+    method: str,
+    path: str,
+    params: Mapping[str, str] | None = None,
+    body: tuple[bytes, str] | None = None,
+) -> Response:
+    """The deadletter service's answer to the same request (`body`: data and Content-Type),
+    passed through unchanged."""
     config = _viewer().config
     if not config.deadletter_url:
         raise RequestError(
@@ -347,7 +376,12 @@ def _deadletter(method: str, path: str, params: Mapping[str, str] | None = None)
     url = config.deadletter_url.rstrip("/") + path
     try:
         answer = requests.request(
-            method, url, params=params, timeout=config.upstream_timeout_seconds
+            method,
+            url,
+            params=params,
+            data=None if body is None else body[0],
+            headers=None if body is None else {"Content-Type": body[1]},
+            timeout=config.upstream_timeout_seconds,
         )
     except requests.RequestException as error:
         raise RequestError(
@@ -414,6 +448,12 @@ def create_app(config: ViewerConfig | None = None) -> Flask:
     streams = Gauge("shop_viewer_streams", "Open server-sent event streams", registry=registry)
     service.app.extensions[_EXTENSION] = Viewer(config, history, streams)
     service.app.register_blueprint(routes)
+    reads = BrokerReads(
+        config.journal_url, broker_of(config.broker_url), config.upstream_timeout_seconds
+    )
+    install_broker_reads(service.app, reads)
+    for blueprint in (deliveries.routes, traces.routes, catalog_types.routes, catalog_page.routes):
+        service.app.register_blueprint(blueprint)
     _end_streams_on_sigterm(history)
     started = service.start()
     if config.journal_url is not None:

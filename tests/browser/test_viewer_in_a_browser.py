@@ -119,16 +119,35 @@ def test_a_dead_letter_is_shown_and_redelivered_from_the_page(
     viewer.screenshot("dead-letters")
 
     _flaky_mode(flaky, failing=False)
-    rows.first.locator("button", has_text="Redeliver").click()
     message = page.locator("#dead-letters-message")
-    expect(message).to_contain_text("redelivered: the broker answered 202")
-    expect(
-        page.locator(f"#dead-letter-rows tr[data-event-id='{event_id}'][data-state='redelivered']")
-    ).to_have_count(1)
+    # One dead letter straight back to the subscriber that failed it: only that Trigger's URL.
+    only = rows.filter(has_text="/b").first
+    only.locator("button", has_text="Redeliver").click()
+    viewer.screenshot("redeliver-choices")
+    only.locator("button[data-to=subscriber]", has_text="to the subscriber only").click()
+    expect(message).to_contain_text("redelivered to the subscriber")
+    expect(message).to_have_attribute("data-to", "subscriber")
     wait_for(
-        lambda: any(e["id"] == event_id for e in _received(flaky)) or None,
+        lambda: [e["path"] for e in _received(flaky) if e["id"] == event_id] or None,
         timeout=20,
         what=f"{event_id} at the healed sink",
+    )
+    assert [e["path"] for e in _received(flaky) if e["id"] == event_id] == ["/b"]
+    # The other through the broker: every Trigger that matches gets it again.
+    pending = page.locator(
+        f"#dead-letter-rows tr[data-event-id='{event_id}'][data-state='pending']"
+    )
+    expect(pending).to_have_count(1)
+    pending.locator("button", has_text="Redeliver").click()
+    pending.locator("button[data-to=broker]", has_text="through the broker").click()
+    expect(message).to_contain_text("redelivered through the broker: the broker answered 202")
+    expect(
+        page.locator(f"#dead-letter-rows tr[data-event-id='{event_id}'][data-state='redelivered']")
+    ).to_have_count(2)
+    wait_for(
+        lambda: len([e for e in _received(flaky) if e["id"] == event_id]) == 3 or None,
+        timeout=20,
+        what=f"{event_id} at both of the sink's Triggers after the broker redelivery",
     )
     viewer.screenshot("redelivered")
 
@@ -146,7 +165,7 @@ def test_the_topology_is_drawn_as_a_graph(viewer: ViewerPage) -> None:
 
 def test_the_page_loads_nothing_from_anywhere_but_the_viewer(viewer: ViewerPage) -> None:
     page = viewer.open()
-    for tab in ("timeline", "send", "topology", "deadletters", "events"):
+    for tab in ("timeline", "send", "topology", "deadletters", "trace", "events"):
         viewer.tab(tab)
     page.wait_for_load_state("networkidle")
     foreign = [url for url in viewer.requested if not url.startswith((viewer.origin, "data:"))]

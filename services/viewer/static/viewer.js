@@ -14,6 +14,9 @@ const state = {
   stream: null,
   timelineSubject: null,
   tab: "events",
+  catalog: [],         // /api/catalog/types: the Send tab's templates
+  trace: null,         // the trace on the Trace tab: {trace_id, spans}
+  selectedStep: null,  // id of the timeline step in its detail pane
 };
 
 function el(tag, attributes = {}, ...children) {
@@ -103,6 +106,23 @@ function showNotice(text) {
   notice.hidden = !text;
 }
 
+// A cell or value that is absent: a dash, never "null" or "undefined".
+function absent() {
+  return el("span", { class: "absent", title: "not set" }, "—");
+}
+
+// Replace a node's children, leaving out the null ones (replaceChildren would print "null").
+function fill(node, ...children) {
+  node.replaceChildren(...children.flat().filter((child) => child !== null && child !== undefined && child !== false));
+  return node;
+}
+
+// The trace id of a W3C traceparent (version-traceid-spanid-flags), or null.
+function traceIdOf(traceparent) {
+  const match = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/.exec(traceparent || "");
+  return match && !/^0+$/.test(match[1]) ? match[1] : null;
+}
+
 // Tabs ------------------------------------------------------------------------------------
 
 function selectTab(name) {
@@ -114,6 +134,7 @@ function selectTab(name) {
   if (name === "topology") loadTopology();
   if (name === "deadletters") loadDeadLetters();
   if (name === "timeline") loadSubjects();
+  if (name === "send") loadCatalog();
   history.replaceState(null, "", `#${name}`);
 }
 
@@ -157,6 +178,7 @@ async function loadEvents() {
   const { ok, body } = await api(`/api/events?${query}`);
   if (!ok) {
     $("#filter-error").textContent = body.error || "the filter was refused";
+    if (!state.status) showEmpty("error", `The viewer did not answer: ${body.error || "no answer"}`);
     return false;
   }
   $("#filter-error").textContent = "";
@@ -164,8 +186,24 @@ async function loadEvents() {
   state.maxSeq = body.last_seq;
   showBuffer(body);
   renderEvents();
+  keepSelectionIfShown();
   openStream(body.last_seq);
   return true;
+}
+
+// The detail pane never shows an event the list does not: a filter that hides it says so.
+function keepSelectionIfShown() {
+  if (state.selected === null || state.events.some((event) => event.seq === state.selected)) return;
+  state.selected = null;
+  fill($("#event-detail"),
+    el("p", { class: "empty", id: "detail-hidden" }, "The event that was shown here does not match the filter, so it is hidden. Click an event to see all of it."));
+}
+
+function showEmpty(kind, text) {
+  const empty = $("#events-empty");
+  empty.dataset.state = kind;
+  empty.className = kind === "error" ? "empty error" : "empty";
+  fill(empty, text);
 }
 
 function openStream(after) {
@@ -208,17 +246,19 @@ function eventRow(event, fresh = false) {
     dataset: { seq: event.seq, type: event.type, id: event.id },
     onclick: () => selectEvent(event.seq),
   },
-  el("td", { title: event.received_at }, clock(event.received_at)),
-  el("td", {}, typeChip(event.type), event.deliveries > 1 ? el("span", { class: "dup", title: "delivered more than once (same source and id)" }, `×${event.deliveries}`) : null),
-  el("td", { title: event.source }, event.source),
-  el("td", { title: event.subject || "" }, event.subject || ""),
-  el("td", { title: event.id }, event.id));
+  el("td", { class: "c-received", title: event.received_at }, clock(event.received_at)),
+  el("td", { class: "c-type" }, typeChip(event.type), event.deliveries > 1 ? el("span", { class: "dup", title: "delivered more than once (same source and id)" }, `×${event.deliveries}`) : null),
+  el("td", { class: "c-source", title: event.source }, event.source),
+  event.subject ? el("td", { class: "c-subject", title: event.subject }, event.subject) : el("td", { class: "c-subject" }, absent()),
+  el("td", { class: "c-id", title: event.id }, event.id));
   return row;
 }
 
 function renderEvents() {
   const rows = $("#event-rows");
   rows.replaceChildren(...state.events.map((event) => eventRow(event)));
+  const filtered = state.filter ? "No event in the viewer's history matches the filter." : "No events yet. Send one from the Send tab.";
+  showEmpty(state.filter ? "filtered" : "empty", filtered);
   $("#events-empty").hidden = state.events.length > 0;
 }
 
@@ -233,23 +273,33 @@ function selectEvent(seq) {
 
 function kvTable(pairs) {
   return el("table", { class: "kv" }, Object.entries(pairs).map(([key, value]) =>
-    el("tr", {}, el("td", {}, key), el("td", {}, typeof value === "string" ? value : JSON.stringify(value)))));
+    el("tr", {}, el("td", {}, key), el("td", {}, value === null || value === undefined ? absent() : typeof value === "string" ? value : JSON.stringify(value)))));
+}
+
+// An event's data as text: JSON pretty-printed, binary as its base64.
+function dataText(event) {
+  if ("data" in event) return typeof event.data === "string" ? event.data : JSON.stringify(event.data, null, 2);
+  return "data_base64" in event ? `(binary, base64)\n${event.data_base64}` : "(no data)";
 }
 
 function renderDetail(event) {
   const pane = $("#event-detail");
-  const data = "data" in event
-    ? (typeof event.data === "string" ? event.data : JSON.stringify(event.data, null, 2))
-    : ("data_base64" in event ? `(binary, base64)\n${event.data_base64}` : "(no data)");
+  const data = dataText(event);
   const extensions = Object.keys(event.extensions).length
     ? kvTable(event.extensions)
     : el("p", { class: "muted" }, "none");
-  pane.replaceChildren(
+  const traceId = traceIdOf(event.extensions.traceparent);
+  fill(pane,
     el("h2", {}, typeChip(event.type)),
+    el("p", { class: "mono detail-id", id: "detail-id" }, event.id),
     el("p", { class: "muted" }, `received ${event.received_at}`, event.deliveries > 1 ? ` · delivered ${event.deliveries} times` : ""),
-    event.subject
-      ? el("p", {}, "subject ", el("span", { class: "link mono", onclick: () => { selectTab("timeline"); showTimeline(event.subject); } }, event.subject), el("span", { class: "muted" }, " (timeline)"))
-      : null,
+    el("p", {}, "subject ", event.subject
+      ? [el("span", { class: "link mono", onclick: () => { selectTab("timeline"); showTimeline(event.subject); } }, event.subject), el("span", { class: "muted" }, " (timeline)")]
+      : absent()),
+    el("p", { class: "detail-actions" },
+      traceId ? el("button", { type: "button", class: "small secondary", id: "detail-trace", onclick: () => openTrace(traceId) }, "Trace") : null,
+      el("button", { type: "button", class: "small secondary", id: "detail-deliveries", onclick: () => showDeliveriesIn(pane.querySelector(".deliveries"), { id: event.id, source: event.source }) }, "Deliveries")),
+    el("div", { class: "deliveries" }),
     el("h3", {}, "attributes"), kvTable(event.attributes),
     el("h3", {}, "extensions"), extensions,
     el("h3", {}, "data"), el("pre", { class: "json", id: "event-data" }, data),
@@ -259,6 +309,10 @@ function renderDetail(event) {
 // Timeline --------------------------------------------------------------------------------
 
 async function showTimeline(subject) {
+  if (subject !== state.timelineSubject) {
+    state.selectedStep = null;
+    fill($("#step-detail"), el("p", { class: "empty" }, "Click a step to see which Triggers got the event and how each delivery went."));
+  }
   state.timelineSubject = subject;
   $("#timeline-subject").value = subject;
   const { ok, body } = await api(`/api/timeline?${new URLSearchParams({ subject })}`);
@@ -271,18 +325,102 @@ async function showTimeline(subject) {
     box.replaceChildren(el("p", { class: "empty" }, `No event with subject ${subject} in the viewer's history.`));
     return;
   }
-  box.replaceChildren(
+  const traceId = traceIdOf(body.events[0].extensions.traceparent);
+  fill(box,
     el("div", { class: "timeline-head" },
       el("h2", {}, subject),
-      el("span", { class: "muted", id: "timeline-summary" }, `${body.events.length} events over ${duration(body.duration_ms)}`)),
-    ...body.events.map((event, index) => el("div", { class: "step", dataset: { type: event.type } },
-      el("div", { class: "offset" }, index === 0 ? clock(event.received_at) : `+${duration(event.offset_ms)}`),
-      el("div", { class: "rail" }),
-      el("div", { class: "body" },
-        typeChip(event.type),
-        index > 0 ? el("span", { class: "delay" }, `${duration(event.delay_ms)} after the previous`) : null,
-        el("div", { class: "muted mono" }, `${event.source} · ${event.id}`)))),
+      el("span", {},
+        el("span", { class: "muted", id: "timeline-summary" }, `${plural(body.events.length, "event")} over ${duration(body.duration_ms)}`),
+        traceId ? el("button", { type: "button", class: "small secondary", id: "timeline-trace", title: `the trace of ${body.events[0].type}`, onclick: () => openTrace(traceId) }, "Trace") : null)),
+    body.events.map((event, index) => timelineStep(event, index)),
   );
+  if (state.selectedStep) markStep(state.selectedStep);
+}
+
+function timelineStep(event, index) {
+  return el("div", { class: "step", dataset: { type: event.type, id: event.id }, tabindex: "0", role: "button", onclick: () => selectStep(event) },
+    el("div", { class: "offset" }, index === 0 ? clock(event.received_at) : `+${duration(event.offset_ms)}`),
+    el("div", { class: "rail" }),
+    el("div", { class: "body" },
+      typeChip(event.type),
+      index > 0 ? el("span", { class: "delay" }, `${duration(event.delay_ms)} after the previous`) : null,
+      el("div", { class: "muted mono" }, `${event.source} · ${event.id}`)));
+}
+
+function markStep(key) {
+  for (const step of document.querySelectorAll("#timeline .step")) {
+    step.classList.toggle("selected", step.dataset.id === key);
+  }
+}
+
+// A timeline step opens its event and how each Trigger's delivery of it went.
+function selectStep(event) {
+  state.selectedStep = event.id;
+  markStep(event.id);
+  const pane = $("#step-detail");
+  const traceId = traceIdOf(event.extensions.traceparent);
+  const deliveries = el("div", { class: "deliveries", id: "step-deliveries" });
+  fill(pane,
+    el("h2", {}, typeChip(event.type)),
+    el("p", { class: "mono detail-id" }, event.id),
+    el("p", { class: "muted" }, `${event.source} · received ${event.received_at}`),
+    traceId ? el("p", {}, el("button", { type: "button", class: "small secondary", onclick: () => openTrace(traceId) }, "Trace")) : null,
+    deliveries,
+    el("h3", {}, "data"), el("pre", { class: "json" }, dataText(event)));
+  showDeliveriesIn(deliveries, { id: event.id, source: event.source });
+}
+
+// Deliveries: the broker journal's record of one event, per Trigger and attempt ----------------
+
+async function showDeliveriesIn(box, query) {
+  fill(box, el("p", { class: "muted" }, "asking the broker's journal…"));
+  const { ok, body } = await api(`/api/deliveries?${new URLSearchParams(query)}`);
+  if (!ok) {
+    fill(box, el("h3", {}, "deliveries"), el("p", { class: "error deliveries-error" }, body?.error || "the journal did not answer"));
+    return;
+  }
+  fill(box, el("h3", {}, "deliveries"), deliveriesTable(body));
+}
+
+function deliveriesTable(journalEvent) {
+  if (!journalEvent.deliveries.length) return el("p", { class: "muted" }, "No Trigger matched this event.");
+  const attempts = new Map();
+  for (const attempt of journalEvent.attempts) {
+    if (!attempts.has(attempt.trigger)) attempts.set(attempt.trigger, []);
+    attempts.get(attempt.trigger).push(attempt);
+  }
+  return el("div", { class: "delivery-list" },
+    journalEvent.deliveries.map((delivery) => deliveryItem(delivery, attempts.get(delivery.trigger) || [])));
+}
+
+const FINAL_STATES = {
+  delivered: "delivered",
+  dead_lettered: "☠ dead-lettered",
+  kept: "☠ dead-lettered: kept by the broker (no dead-letter sink)",
+  dropped: "☠ dropped: no dead-letter sink took it",
+  pending: "pending: retrying",
+  dead_lettering: "dead-lettering",
+  queued: "queued",
+};
+const DEAD_STATES = new Set(["dead_lettered", "kept", "dropped"]);
+
+function deliveryItem(delivery, attempts) {
+  const dead = DEAD_STATES.has(delivery.state);
+  return el("div", { class: `delivery${dead ? " dead" : ""}`, dataset: { trigger: delivery.trigger, state: delivery.state } },
+    el("div", { class: "delivery-head" },
+      el("span", { class: "mono delivery-trigger" }, delivery.trigger),
+      el("span", { class: `delivery-state state-${dead ? "dead" : delivery.state}` }, FINAL_STATES[delivery.state] || delivery.state)),
+    attempts.length
+      ? el("ol", { class: "attempts" }, attempts.map(attemptItem))
+      : el("p", { class: "muted" }, `${delivery.attempts} attempts so far`));
+}
+
+function attemptItem(attempt) {
+  const target = attempt.target === "subscriber" ? "" : ` to the ${attempt.target.replaceAll("_", " ")}`;
+  return el("li", { class: `attempt outcome-${attempt.outcome}`, title: attempt.url },
+    el("span", { class: "mono attempt-status" }, attempt.status ?? "no answer"),
+    el("span", { class: "muted" }, ` · ${duration(attempt.duration_ms)} · ${attempt.outcome.replace("_", " ")}${target}`),
+    attempt.error ? el("div", { class: "error attempt-error" }, attempt.error) : null);
 }
 
 async function loadSubjects() {
@@ -318,6 +456,7 @@ async function sendEvent(form) {
     result.textContent = error.message;
     return;
   }
+  if (fields.get("dataschema")) extensions.dataschema = fields.get("dataschema").trim();
   const payload = { type: fields.get("type"), extensions, mode: fields.get("mode") };
   for (const name of ["source", "id", "subject", "datacontenttype", "data"]) {
     if (fields.get(name)) payload[name] = fields.get(name);
@@ -338,6 +477,28 @@ async function sendEvent(form) {
     result.textContent = `${status}: ${body.error}${where}`;
   }
   result.dataset.status = String(ok ? body.status : status);
+}
+
+// The catalog's types as templates: choosing one fills the form with its schema's example.
+async function loadCatalog() {
+  if (state.catalog.length) return;
+  const { ok, body } = await api("/api/catalog/types");
+  if (!ok) return;
+  state.catalog = body.types;
+  const select = $("#send-template");
+  select.append(...body.types.map((item) => el("option", { value: item.type, title: item.description }, `${item.type}  (${item.producer})`)));
+}
+
+function applyTemplate(name) {
+  const item = state.catalog.find((entry) => entry.type === name);
+  $("#send-template-description").textContent = item ? item.description : "";
+  if (!item) return;
+  const form = $("#send-form");
+  form.elements.type.value = item.type;
+  form.elements.source.value = item.source;
+  form.elements.datacontenttype.value = item.datacontenttype;
+  form.elements.dataschema.value = item.dataschema || "";
+  form.elements.data.value = JSON.stringify(item.example, null, 2);
 }
 
 // Topology --------------------------------------------------------------------------------
@@ -478,9 +639,28 @@ function deadLetterRow(item) {
     el("td", { class: "mono" }, item.error_code ?? ""),
     el("td", { class: "mono", title: item.error_data || "" }, (item.error_data || "").slice(0, 60)),
     el("td", { class: `state-${status}` }, item.redelivered_at ? `redelivered ${clock(item.redelivered_at)}` : "pending"),
-    el("td", {},
-      writeControl(el("button", { type: "button", class: "small", onclick: (e) => { e.stopPropagation(); redeliver(item.id); } }, "Redeliver")), " ",
+    el("td", { class: "row-actions" },
+      redeliverMenu(item.id), " ",
       writeControl(el("button", { type: "button", class: "small danger", onclick: (e) => { e.stopPropagation(); discard(item.id); } }, "Discard"))));
+}
+
+// Redeliver offers where to: straight to the subscriber that failed it, or back through the
+// broker (every Trigger that matches gets it again).
+const REDELIVER_TO = [
+  ["subscriber", "to the subscriber only", "post it straight to the subscriber that failed it"],
+  ["broker", "through the broker", "post it to the broker again: every Trigger that matches gets it"],
+];
+
+function redeliverMenu(id) {
+  const menu = el("div", { class: "menu", onclick: (e) => e.stopPropagation() });
+  const choices = el("div", { class: "menu-choices", hidden: true },
+    REDELIVER_TO.map(([to, label, title]) => writeControl(el("button", {
+      type: "button", class: "small secondary", dataset: { to }, title,
+      onclick: () => { choices.hidden = true; redeliver(id, to); },
+    }, label))));
+  const opener = writeControl(el("button", { type: "button", class: "small", "aria-haspopup": "true", onclick: () => { choices.hidden = !choices.hidden; } }, "Redeliver ▾"));
+  menu.append(opener, choices);
+  return menu;
 }
 
 async function showDeadLetter(id) {
@@ -490,15 +670,23 @@ async function showDeadLetter(id) {
   detail.textContent = ok ? JSON.stringify(body, null, 2) : body.error;
 }
 
-async function redeliver(id) {
-  const { ok, body } = await write(`/api/deadletters/${id}/redeliver`, { method: "POST" });
+async function redeliver(id, to) {
+  const { ok, body } = await write(`/api/deadletters/${id}/redeliver`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ to }),
+  });
   await loadDeadLetters();
   const message = $("#dead-letters-message");
+  const where = to === "broker" ? "through the broker" : "to the subscriber";
+  const who = to === "broker" ? "the broker" : "the subscriber";
+  const status = body?.redelivery?.status;
   message.className = ok ? "ok" : "error";
   message.textContent = ok
-    ? `Dead letter ${id} redelivered: the broker answered ${body.redelivery.status}.`
-    : `Dead letter ${id} was not redelivered: ${body.error}`;
+    ? `Dead letter ${id} redelivered ${where}: ${who} answered ${status ?? "(no status)"}.`
+    : `Dead letter ${id} was not redelivered ${where}: ${body?.error || "no answer"}`;
   message.dataset.outcome = ok ? "accepted" : "failed";
+  message.dataset.to = to;
 }
 
 async function discard(id) {
@@ -527,7 +715,7 @@ async function loadConfig() {
   }
 }
 
-async function start() {
+function bindControls() {
   for (const button of document.querySelectorAll(".tabs button")) {
     button.addEventListener("click", () => selectTab(button.dataset.tab));
   }
@@ -552,12 +740,189 @@ async function start() {
     sendEvent(submitted.target);
   });
   $("#dead-letters-refresh").addEventListener("click", loadDeadLetters);
+  $("#send-template").addEventListener("change", (changed) => applyTemplate(changed.target.value));
+  $("#trace-form").addEventListener("submit", (submitted) => {
+    submitted.preventDefault();
+    const traceId = $("#trace-id").value.trim().toLowerCase();
+    if (traceId) openTrace(traceId);
+  });
+}
+
+async function start() {
+  bindControls();
   setInterval(() => { if (state.tab === "deadletters" && !document.hidden) loadDeadLetters(); }, 5000);
   const initial = location.hash.slice(1);
   await loadConfig();
   loadEvents();
   loadDeadLetters();
   if (initial && document.querySelector(`.tabs button[data-tab="${initial}"]`)) selectTab(initial);
+}
+
+// Trace -----------------------------------------------------------------------------------
+// Every span of one trace on one time axis: offset by start, width by duration, indented by
+// depth below its parent, coloured by status; delivery spans say their attempt and answer.
+
+async function openTrace(traceId) {
+  selectTab("trace");
+  $("#trace-id").value = traceId;
+  const box = $("#trace-waterfall");
+  fill(box, el("p", { class: "muted" }, `loading trace ${traceId}…`));
+  fill($("#span-detail"), el("p", { class: "empty" }, "Click a span to see its attributes."));
+  const { ok, status, body } = await api(`/api/traces/${encodeURIComponent(traceId)}`);
+  if (!ok) {
+    const why = status === 404 ? `No spans of trace ${traceId} (yet): ${body?.error || "not found"}` : `${status}: ${body?.error || "no answer"}`;
+    fill(box, el("p", { class: status === 404 ? "empty" : "error", id: "trace-missing" }, why));
+    return;
+  }
+  state.trace = body;
+  drawWaterfall(box, body);
+}
+
+function spanDepths(spans) {
+  const byId = new Map(spans.map((span) => [span.span_id, span]));
+  const depths = new Map();
+  const depthOf = (span, seen = new Set()) => {
+    if (depths.has(span.span_id)) return depths.get(span.span_id);
+    const parent = span.parent_span_id ? byId.get(span.parent_span_id) : null;
+    const depth = parent && !seen.has(parent.span_id) ? depthOf(parent, seen.add(span.span_id)) + 1 : 0;
+    depths.set(span.span_id, depth);
+    return depth;
+  };
+  for (const span of spans) depthOf(span);
+  return depths;
+}
+
+// Parents before children, siblings by start: the order a waterfall reads in.
+function spanOrder(spans) {
+  const ids = new Set(spans.map((span) => span.span_id));
+  const children = new Map();
+  for (const span of spans) {
+    const parent = ids.has(span.parent_span_id) ? span.parent_span_id : null;
+    if (!children.has(parent)) children.set(parent, []);
+    children.get(parent).push(span);
+  }
+  const ordered = [];
+  const visit = (parent) => {
+    for (const span of (children.get(parent) || []).sort((a, b) => a.start_unix_nano - b.start_unix_nano)) {
+      ordered.push(span);
+      visit(span.span_id);
+    }
+  };
+  visit(null);
+  return ordered.length === spans.length ? ordered : spans;
+}
+
+function drawWaterfall(box, trace) {
+  if (!trace.spans.length) {
+    fill(box, el("p", { class: "empty" }, "This trace has no spans."));
+    return;
+  }
+  const start = Math.min(...trace.spans.map((span) => span.start_unix_nano));
+  const end = Math.max(...trace.spans.map((span) => span.end_unix_nano));
+  const total = Math.max(end - start, 1);
+  const depths = spanDepths(trace.spans);
+  const services = new Set(trace.spans.map((span) => span.service));
+  fill(box,
+    el("div", { class: "waterfall-head" },
+      el("h2", { class: "mono" }, trace.trace_id),
+      el("span", { class: "muted", id: "trace-summary" }, `${plural(trace.spans.length, "span")} · ${plural(services.size, "service")} · ${duration(total / 1e6)}`)),
+    el("div", { class: "axis" }, el("span", {}, "0"), el("span", {}, duration(total / 2e6)), el("span", {}, duration(total / 1e6))),
+    spanOrder(trace.spans).map((span) => spanRow(span, depths.get(span.span_id), start, total)));
+}
+
+function plural(count, noun) {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
+
+function isDelivery(span) {
+  return span.attributes["shop.delivery.attempt"] !== undefined;
+}
+
+function spanLabel(span) {
+  const attributes = span.attributes;
+  const parts = [el("span", { class: "span-service" }, span.service), " ", el("span", { class: "span-name" }, span.name)];
+  const dead = attributes["shop.dead_lettered"] === true
+    ? el("span", { class: "dead-mark", title: "dead-lettered" }, " ☠ dead-lettered")
+    : null;
+  if (isDelivery(span)) {
+    const status = attributes["http.response.status_code"] ?? attributes["error.type"] ?? "no answer";
+    parts.push(el("span", { class: "span-attempt" }, `attempt ${attributes["shop.delivery.attempt"]} · ${status}`, dead));
+  } else if (dead) {
+    parts.push(el("span", { class: "span-attempt" }, dead));
+  }
+  return parts;
+}
+
+function spanRow(span, depth, start, total) {
+  const left = ((span.start_unix_nano - start) / total) * 100;
+  const width = Math.max(((span.end_unix_nano - span.start_unix_nano) / total) * 100, 0.4);
+  const took = duration((span.end_unix_nano - span.start_unix_nano) / 1e6);
+  const dead = span.attributes["shop.dead_lettered"] === true;
+  return el("div", {
+    class: `span-row status-${span.status}${dead ? " dead" : ""}`,
+    dataset: { spanId: span.span_id, service: span.service, depth: String(depth) },
+    tabindex: "0", role: "button", title: `${span.service} ${span.name}: ${took}`,
+    onclick: () => selectSpan(span),
+  },
+  el("div", { class: "span-label", style: `padding-left:${8 + depth * 16}px` }, spanLabel(span)),
+  el("div", { class: "span-track" },
+    el("div", { class: "span-bar", style: `left:${left.toFixed(3)}%;width:${width.toFixed(3)}%` }),
+    tookLabel(took, left, width)));
+}
+
+// The duration beside its bar, or inside its end when the bar reaches the right edge.
+function tookLabel(took, left, width) {
+  const end = left + width;
+  return end > 85
+    ? el("span", { class: "span-took inside", style: `right:${Math.max(100 - end, 0).toFixed(3)}%` }, took)
+    : el("span", { class: "span-took", style: `left:${end.toFixed(3)}%` }, took);
+}
+
+function selectSpan(span) {
+  for (const row of document.querySelectorAll("#trace-waterfall .span-row")) {
+    row.classList.toggle("selected", row.dataset.spanId === span.span_id);
+  }
+  const pane = $("#span-detail");
+  const seq = span.attributes["shop.event.seq"];
+  const eventId = span.attributes["cloudevents.event_id"];
+  const journal = el("div", { class: "deliveries", id: "span-event" });
+  fill(pane,
+    el("h2", {}, el("span", { class: "span-service" }, span.service), " ", span.name),
+    el("p", { class: "muted" }, `${span.kind} · ${duration((span.end_unix_nano - span.start_unix_nano) / 1e6)} · status ${span.status}`, span.status_message ? ` (${span.status_message})` : ""),
+    seq !== undefined || eventId !== undefined
+      ? el("p", {}, el("button", { type: "button", class: "small secondary", id: "span-open-event", onclick: () => openSpanEvent(journal, seq, eventId) }, "Open the event"))
+      : null,
+    journal,
+    el("h3", {}, "attributes"), kvTable(span.attributes),
+    el("h3", {}, "ids"), kvTable({ span_id: span.span_id, parent_span_id: span.parent_span_id }));
+}
+
+// A span's event as the broker's journal has it (by seq, else by id), with its deliveries and
+// a way to the Events tab while the viewer still holds it.
+async function openSpanEvent(box, seq, eventId) {
+  const query = seq !== undefined ? { seq: String(seq) } : null;
+  const held = (id) => state.events.find((event) => event.id === id);
+  if (query === null) {
+    if (held(eventId)) showHeldEvent(held(eventId));
+    else fill(box, el("p", { class: "muted" }, `The viewer no longer holds event ${eventId}.`));
+    return;
+  }
+  const { ok, body } = await api(`/api/deliveries?${new URLSearchParams(query)}`);
+  if (!ok) {
+    fill(box, el("p", { class: "error" }, body?.error || "the journal did not answer"));
+    return;
+  }
+  const event = held(body.id);
+  fill(box,
+    el("h3", {}, "event"),
+    el("p", { class: "span-event", dataset: { id: body.id } }, typeChip(body.type), " ", el("span", { class: "mono" }, body.id)),
+    event ? el("p", {}, el("button", { type: "button", class: "small secondary", id: "span-show-event", onclick: () => showHeldEvent(event) }, "Show in the Events tab")) : null,
+    el("h3", {}, "deliveries"), deliveriesTable(body));
+}
+
+function showHeldEvent(event) {
+  selectTab("events");
+  selectEvent(event.seq);
 }
 
 start();

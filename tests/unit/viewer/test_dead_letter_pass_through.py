@@ -44,11 +44,28 @@ def test_listing_showing_redelivering_and_discarding_go_through(
     detail = client.get(f"/api/deadletters/{item['id']}").get_json()
     assert detail["event"]["id"] == "dl-1"
     assert client.get("/api/deadletters/summary").get_json()["pending"] == 1
-    redelivered = client.post(f"/api/deadletters/{item['id']}/redeliver")
+    redelivered = client.post(f"/api/deadletters/{item['id']}/redeliver", json={"to": "broker"})
     assert redelivered.status_code == 200
     assert [request.headers["ce-id"] for request in broker.accepted()] == ["dl-1"]
     assert client.delete(f"/api/deadletters/{item['id']}").status_code == 204
     assert client.get(f"/api/deadletters/{item['id']}").status_code == 404
+
+
+def test_a_redelivery_without_a_body_or_by_filter_goes_through_as_the_service_takes_it(
+    deadletter_service: str, broker: RecordingSink
+) -> None:
+    dead_letter_into(deadletter_service, "dl-3")
+    client = viewer_for(deadletter_service).test_client()
+    (item,) = client.get("/api/deadletters").get_json()["dead_letters"]
+    answer = client.post(f"/api/deadletters/{item['id']}/redeliver").get_json()
+    assert answer["redelivery"]["to"] == "broker"
+    assert [request.path for request in broker.accepted()] == ["/shop/default"]
+    bulk = client.post(
+        "/api/deadletters/redeliver", json={"filter": "id = 'dl-3'", "dry_run": True}
+    )
+    assert bulk.status_code == 200 and bulk.get_json()["count"] == 0  # redelivered already
+    refused = client.post("/api/deadletters/redeliver", json={"to": "broker"})
+    assert refused.status_code == 400 and "filter" in refused.get_json()["error"]
 
 
 def test_the_deadletter_services_errors_come_through_unchanged(

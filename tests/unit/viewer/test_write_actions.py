@@ -38,11 +38,15 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def write_requests(client: FlaskClient, dead_letter: int, headers: dict[str, str]) -> list[Any]:
-    """Send, redeliver and discard, in that order, each with `headers`."""
+    """Send, redeliver (through the broker), discard and redeliver by filter, in that order,
+    each with `headers`."""
     return [
         client.post("/api/send", json={"type": "t.written"}, headers=headers),
-        client.post(f"/api/deadletters/{dead_letter}/redeliver", headers=headers),
+        client.post(
+            f"/api/deadletters/{dead_letter}/redeliver", json={"to": "broker"}, headers=headers
+        ),
         client.delete(f"/api/deadletters/{dead_letter}", headers=headers),
+        client.post("/api/deadletters/redeliver", json={"filter": "true"}, headers=headers),
     ]
 
 
@@ -88,10 +92,11 @@ def test_allowed_writes_send_redeliver_and_discard(
     access: WriteAccess, headers: dict[str, str], broker: RecordingSink, kept: Kept
 ) -> None:
     client = viewer_with(access, broker, kept.url).test_client()
-    sent, redelivered, discarded = write_requests(client, kept.id, headers)
+    sent, redelivered, discarded, by_filter = write_requests(client, kept.id, headers)
     assert sent.status_code == 200, sent.get_json()
     assert redelivered.status_code == 200, redelivered.get_json()
     assert discarded.status_code == 204
+    assert by_filter.status_code == 200 and by_filter.get_json()["count"] == 0
     assert [request.headers["ce-type"] for request in broker.accepted()] == [
         "t.written",
         "order.created",
