@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from shop.broker.envelope import Envelope
+from shop.broker.reading import reader
 from shop.broker.store import EVENT_COLUMNS
 from wire.http_binding import WireEvent, to_structured_document
 from wire.spec import Attributes
@@ -36,14 +36,6 @@ class Journal:
     def __init__(self, database: Path) -> None:
         self._database = database
 
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        connection = sqlite3.connect(self._database, timeout=5)
-        try:
-            yield connection
-        finally:
-            connection.close()
-
     def events(self, after: int = 0, limit: int = 100, data: bool = False) -> list[dict[str, Any]]:
         """Accepted events with seq > `after`, oldest first, each with its deliveries' state.
 
@@ -51,7 +43,7 @@ class Journal:
         subscribers get it (data included, hop counter removed); such a page stops early
         once it holds MAX_PAGE_DATA_BYTES of data.
         """
-        with self._connection() as connection:
+        with reader(self._database) as connection:
             rows = connection.execute(
                 f"{_EVENT_SUMMARY} WHERE seq > ? ORDER BY seq LIMIT ?",
                 (after, _clamp(limit)),
@@ -72,7 +64,7 @@ class Journal:
         unfinished delivery was); None while nothing was. `last_seq` is the highest seq ever
         given, pruned or not.
         """
-        with self._connection() as connection:
+        with reader(self._database) as connection:
             oldest, newest = connection.execute("SELECT min(seq), max(seq) FROM events").fetchone()
             try:
                 retention = connection.execute(
@@ -91,7 +83,7 @@ class Journal:
 
     def event(self, seq: int) -> dict[str, Any] | None:
         """One event in full: attributes, data, headers, deliveries and every attempt."""
-        with self._connection() as connection:
+        with reader(self._database) as connection:
             row = connection.execute(
                 "SELECT seq, broker, event_id, type, source, arrival, attributes, parent_seq,"
                 " parent_trigger, data, headers FROM events WHERE seq = ?",
@@ -138,7 +130,7 @@ class Journal:
 
     def dead_letters(self, after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
         """Events kept in the local dead-letter table (no sink took them), oldest first."""
-        with self._connection() as connection:
+        with reader(self._database) as connection:
             rows = connection.execute(
                 "SELECT d.seq, d.event_seq, d.trigger, d.time, d.reason, d.error_destination,"
                 " d.error_status, d.error_data, e.event_id, e.type, e.source"

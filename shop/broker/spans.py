@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
+
+from shop.broker.reading import reader
 
 AttributeValue = str | int | float | bool
 Kind = Literal["server", "client", "producer", "consumer", "internal"]
@@ -109,17 +110,9 @@ class TraceReader:
     def __init__(self, database: Path) -> None:
         self._database = database
 
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        connection = sqlite3.connect(self._database, timeout=5)
-        try:
-            yield connection
-        finally:
-            connection.close()
-
     def trace(self, trace_id: str) -> list[Span]:
         """Every stored span of `trace_id`, by start (at most MAX_TRACE_SPANS)."""
-        with self._connection() as connection:
+        with reader(self._database) as connection:
             try:
                 rows = connection.execute(_INDEXED, (trace_id, MAX_TRACE_SPANS)).fetchall()
                 events = sorted({row[11] for row in rows if row[11] is not None})
